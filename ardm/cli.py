@@ -1,0 +1,208 @@
+"""The `ardm` command line. Every user-fixable problem ends as one line `ardm: error: ...`, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ArdmError
+
+EPILOG = "Run `ardm COMMAND --help` for the options of one command."
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a denoiser or an AR reference model from a recipe",
+        description="Train from a named recipe (see `ardm recipes`), optionally overriding any config "
+                    "value with --set section.key=value. Checkpoints go to --out (atomically; "
+                    "Ctrl-C saves and stops; --resume continues the same run).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipe", required=True, help="recipe name, e.g. shakespeare-char")
+    p.add_argument("--data", help="corpus: text file, .jsonl, folder, or hf:NAME (overrides the recipe)")
+    p.add_argument("--out", help="run directory (default: runs/RECIPE)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    budget.add_argument("--max-minutes", type=float,
+                        help="stop after this much wall time; the LR schedule then follows time")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    p.add_argument("--batch-size", type=int, help="sequences per step per process (train.batch_size)")
+    p.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set model.d_model=256 (repeatable)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="likelihood of text: ELBO bits/char for diffusion models, exact NLL for AR",
+        description="Bits per token and per character (and the perplexity bound) of a corpus split "
+                    "under a checkpoint. Diffusion models: MDLM absorbing NELBO with a Monte-Carlo "
+                    "standard error; causal models: exact NLL.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or run directory")
+    p.add_argument("--data", help="corpus (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", choices=("val", "train", "all"), default="val",
+                   help="which split of the corpus (the same deterministic split as training)")
+    p.add_argument("--draws", type=int, default=8, help="Monte-Carlo draws of t per window (diffusion)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_misc(sub) -> None:
+    sub.add_parser("recipes", help="list the training recipes")
+    p = sub.add_parser("export", help="export a run's latest checkpoint as a plain (optionally fp16) folder",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p = sub.add_parser("demo", help="the offline demo: a short train-and-sample run on bundled text",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--max-steps", type=int, default=300)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ardm", epilog=EPILOG,
+        description="Autoregressive diffusion language models that can revise their own tokens.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ardm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    _add_misc(sub)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from .config import apply_overrides
+    from .recipes import get_recipe
+    from .train import train
+
+    cfg = get_recipe(args.recipe)
+    sets = list(args.set)
+    if args.data:
+        sets.append(f"data.path={args.data}")
+    if args.max_minutes is not None:
+        if args.max_minutes <= 0:
+            raise ArdmError(f"--max-minutes must be > 0, got {args.max_minutes}")
+        sets += [f"train.max_minutes={args.max_minutes}", "train.max_steps=1000000000"]
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise ArdmError(f"--max-steps must be >= 1, got {args.max_steps}")
+        sets += [f"train.max_steps={args.max_steps}", "train.max_minutes=0"]
+    for flag, key in (("seed", "train.seed"), ("device", "train.device"),
+                      ("batch_size", "train.batch_size"), ("lr", "train.lr")):
+        if getattr(args, flag) is not None:
+            sets.append(f"{key}={getattr(args, flag)}")
+    cfg = apply_overrides(cfg, sets)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    out = Path(args.out or f"runs/{cfg.recipe}")
+    result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    if result.get("stop_reason") == "interrupted":
+        print(f"interrupted at step {result['step']}; checkpoint saved in {out} "
+              f"(continue with --resume)", file=sys.stderr)
+        return 130
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+    print(f"done: {json.dumps(shown)}\ncheckpoint: {out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from .checkpoint import load
+    from .config import DataConfig
+    from .data import load_corpus
+    from .likelihood import evaluate_text
+    from .train import resolve_device
+
+    if args.draws < 1:
+        raise ArdmError(f"--draws must be >= 1, got {args.draws}")
+    if args.batch_size < 1:
+        raise ArdmError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = resolve_device(args.device)
+    loaded = load(args.checkpoint, device=str(device))
+    dcfg = loaded.config.data
+    data = DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path})
+    corpus = load_corpus(data)
+    text = {"val": corpus.val, "train": corpus.train, "all": corpus.train + corpus.val}[args.split]
+    torch.manual_seed(args.seed)
+    report = evaluate_text(loaded.model, loaded.tokenizer, text, dcfg.seq_len, draws=args.draws,
+                           batch_size=args.batch_size, seed=args.seed, device=str(device),
+                           progress=not args.json)
+    result = {"checkpoint": str(loaded.path), "recipe": loaded.config.recipe, "data": data.path,
+              "split": args.split, "data_sha256": corpus.sha256, **report.to_dict()}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        se = f" ± {report.bits_per_char_se:.4f}" if report.bits_per_char_se else ""
+        print(f"{loaded.config.recipe} on {data.path} [{args.split}]: {report.estimator}\n"
+              f"  bits/char  {report.bits_per_char:.4f}{se}\n"
+              f"  bits/token {report.bits_per_token:.4f}\n"
+              f"  perplexity {'bound ' if report.draws > 1 or 'NELBO' in report.estimator else ''}"
+              f"{report.perplexity_bound:.3f} (per token)\n"
+              f"  {report.tokens} tokens, {report.chars} chars, {report.windows} windows of {report.seq_len}")
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from .recipes import RECIPES
+
+    for name, fn in RECIPES.items():
+        print(f"{name:22s} {fn.__doc__.strip().splitlines()[0]}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from .checkpoint import load_tokenizer, read_checkpoint, read_weights, write_checkpoint
+
+    ckpt = read_checkpoint(args.checkpoint)
+    weights = read_weights(ckpt)
+    meta = {**ckpt.meta, "exported_from": str(ckpt.path), "dtype": "float16" if args.fp16 else "float32"}
+    write_checkpoint(Path(args.out), ckpt.config, weights, load_tokenizer(ckpt), meta,
+                     dtype=torch.float16 if args.fp16 else torch.float32)
+    print(f"exported {ckpt.path} -> {args.out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), args.max_steps)
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "recipes": cmd_recipes, "export": cmd_export,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except ArdmError as e:
+        print(f"ardm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ardm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Forward noise processes and their per-token loss weights (SPEC §2).
+
+Every process is independent per position given the clean sequence x and acts at per-token noise
+levels t [B, L] (t = 0: clean "settled" context, never corrupted and never scored; t = 1: fully
+noised). The signal schedule is linear, alpha(t) = 1 - t, so the MDLM weight -alpha'/(1-alpha) is 1/t.
+
+The training loss of a process is sum_i w_i * CE_i / (B L) with CE_i = -log q_theta(x_i | z), where
+`token_weights` gives w_i. Only the absorbing weights make an ELBO; the hybrid weights are HDLM's
+(a denoising objective), and uniform uses the x0 cross-entropy surrogate (SPEC §2.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import NoiseConfig
+
+# 1/(1 - t) weights of the epsilon-hybrid visible terms explode as t -> 1; HDLM draws t <= 1 - 1e-4.
+# Added: we floor 1 - t at this value so a rare nearly-fully-masked sequence cannot dominate a batch.
+MIN_VISIBLE_FRACTION = 1e-2
+
+
+@dataclass
+class Corruption:
+    z: torch.Tensor  # [B, L] noisy tokens (MASK = vocab_size)
+    masked: torch.Tensor  # [B, L] bool: absorbed into MASK
+    replaced: torch.Tensor  # [B, L] bool: visible and chosen for uniform resampling (may redraw x_i)
+
+
+class NoiseProcess:
+    name = "base"
+
+    def __init__(self, vocab_size: int):
+        self.vocab_size = vocab_size
+        self.mask_id = vocab_size
+
+    def corrupt(self, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> Corruption:
+        raise NotImplementedError
+
+    def marginal(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """q_t(z_i | x_i) as probabilities over V + 1 symbols (MASK last). [..., V + 1]"""
+        raise NotImplementedError
+
+    def token_weights(self, c: Corruption, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # helpers shared by the processes
+    def _random_tokens(self, shape, generator, device) -> torch.Tensor:
+        gen_device = generator.device if generator is not None else device
+        return torch.randint(0, self.vocab_size, shape, generator=generator, device=gen_device).to(device)
+
+    def _onehot(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(x, self.vocab_size + 1).float()
+
+
+def _rand(shape, generator, device) -> torch.Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=gen_device).to(device)
+
+
+class AbsorbingNoise(NoiseProcess):
+    """q_t(z_i | x_i) = (1 - t)[z_i = x_i] + t [z_i = MASK]   (MDLM, SPEC §2.1)."""
+
+    name = "absorbing"
+
+    def corrupt(self, x, t, generator=None):
+        masked = (_rand(x.shape, generator, x.device) < t) & (t > 0)
+        z = torch.where(masked, torch.full_like(x, self.mask_id), x)
+        return Corruption(z, masked, torch.zeros_like(masked))
+
+    def marginal(self, x, t):
+        t = t[..., None]
+        return (1 - t) * self._onehot(x) + t * self._onehot(torch.full_like(x, self.mask_id))
+
+    def token_weights(self, c, t):
+        # NELBO weight w(t) = 1/t on masked positions; visible tokens are copied (SUBS), weight 0.
+        return torch.where(c.masked, 1.0 / t.clamp_min(1e-12), torch.zeros_like(t))
+
+
+class UniformNoise(NoiseProcess):
+    """q_t(z_i | x_i) = (1 - t)[z_i = x_i] + t / V   (SPEC §2.2). Loss: x0 cross-entropy surrogate."""
+
+    name = "uniform"
+
+    def corrupt(self, x, t, generator=None):
+        replaced = (_rand(x.shape, generator, x.device) < t) & (t > 0)
+        z = torch.where(replaced, self._random_tokens(x.shape, generator, x.device), x)
+        return Corruption(z, torch.zeros_like(replaced), replaced)
+
+    def marginal(self, x, t):
+        t = t[..., None]
+        uniform = torch.zeros(self.vocab_size + 1, device=x.device)
+        uniform[: self.vocab_size] = 1.0 / self.vocab_size
+        return (1 - t) * self._onehot(x) + t * uniform
+
+    def token_weights(self, c, t):
+        # surrogate (not a bound): every non-settled position is scored with weight 1
+        return (t > 0).float()
+
+
+class EpsilonHybridNoise(NoiseProcess):
+    """HDLM epsilon-hybrid (SPEC §2.3): mask with prob t, then resample each visible token
+    uniformly (possibly to itself) with prob epsilon.
+
+    q_t(MASK | x) = t ;  q_t(y | x) = (1 - t)[(1 - eps)[y = x] + eps / V].
+    """
+
+    name = "epsilon_hybrid"
+
+    def __init__(self, vocab_size: int, epsilon: float, lam: float = 1.0):
+        super().__init__(vocab_size)
+        self.epsilon = epsilon
+        self.lam = lam
+
+    def corrupt(self, x, t, generator=None):
+        active = t > 0
+        masked = (_rand(x.shape, generator, x.device) < t) & active
+        replaced = (_rand(x.shape, generator, x.device) < self.epsilon) & active & ~masked
+        noisy = torch.where(replaced, self._random_tokens(x.shape, generator, x.device), x)
+        z = torch.where(masked, torch.full_like(x, self.mask_id), noisy)
+        return Corruption(z, masked, replaced)
+
+    def marginal(self, x, t):
+        t = t[..., None]
+        uniform = torch.zeros(self.vocab_size + 1, device=x.device)
+        uniform[: self.vocab_size] = 1.0 / self.vocab_size
+        visible = (1 - self.epsilon) * self._onehot(x) + self.epsilon * uniform
+        return t * self._onehot(torch.full_like(x, self.mask_id)) + (1 - t) * visible
+
+    def token_weights(self, c, t):
+        # SPEC §2.3 (ServiceNow/hdlm epsilon_hybrid/losses.py, aligned variant):
+        #   masked 1/t ; visible replaced lam (1-eps)/(1-t) ; visible kept lam eps/(1-t)
+        # The two visible classes then carry equal mass eps(1-eps): "fix" vs "keep" examples balance.
+        inv_visible = 1.0 / (1.0 - t).clamp_min(MIN_VISIBLE_FRACTION)
+        w_masked = 1.0 / t.clamp_min(1e-12)
+        w_replaced = self.lam * (1.0 - self.epsilon) * inv_visible
+        w_kept = self.lam * self.epsilon * inv_visible
+        w = torch.where(c.masked, w_masked, torch.where(c.replaced, w_replaced, w_kept))
+        return torch.where(t > 0, w, torch.zeros_like(w))
+
+
+def make_noise(cfg: NoiseConfig, vocab_size: int) -> NoiseProcess:
+    if cfg.kind == "absorbing":
+        return AbsorbingNoise(vocab_size)
+    if cfg.kind == "uniform":
+        return UniformNoise(vocab_size)
+    if cfg.kind == "epsilon_hybrid":
+        return EpsilonHybridNoise(vocab_size, cfg.epsilon, cfg.hybrid_lambda)
+    raise ValueError(f"unknown noise kind {cfg.kind!r}")
