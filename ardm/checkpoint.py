@@ -83,19 +83,23 @@ def write_checkpoint(folder: Path, cfg: RunConfig, weights: dict[str, torch.Tens
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in weights.items()}
-    save_file(tensors, tmp / MODEL_FILE, metadata={"format": "pt", "ardm_format": str(FORMAT_VERSION)})
-    (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
-    if training_state is not None:
-        torch.save(training_state, tmp / STATE_FILE)
-    files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())}
-    doc = {"format_version": FORMAT_VERSION, "ardm_version": __version__, "config": cfg.to_dict(),
-           "files": files, "meta": meta}
-    (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    for p in tmp.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    try:
+        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in weights.items()}
+        save_file(tensors, tmp / MODEL_FILE, metadata={"format": "pt", "ardm_format": str(FORMAT_VERSION)})
+        (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
+        if training_state is not None:
+            torch.save(training_state, tmp / STATE_FILE)
+        files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())}
+        doc = {"format_version": FORMAT_VERSION, "ardm_version": __version__, "config": cfg.to_dict(),
+               "files": files, "meta": meta}
+        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+    except BaseException:  # a failed save leaves the previous checkpoint and no debris
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if folder.exists():  # replacing an exported folder: move the old one aside first
         old = folder.with_name(f".{folder.name}.old{os.getpid()}")
         os.replace(folder, old)

@@ -127,7 +127,10 @@ class EpsilonHybridNoise(NoiseProcess):
         uniform = torch.zeros(self.vocab_size + 1, device=x.device)
         uniform[: self.vocab_size] = 1.0 / self.vocab_size
         visible = (1 - self.epsilon) * self._onehot(x) + self.epsilon * uniform
-        return t * self._onehot(torch.full_like(x, self.mask_id)) + (1 - t) * visible
+        q = t * self._onehot(torch.full_like(x, self.mask_id)) + (1 - t) * visible
+        # t = 0 exactly is settled context, never corrupted (as in `corrupt`), although the
+        # epsilon corruption does not vanish as t -> 0 (SPEC §2.3)
+        return torch.where(t > 0, q, self._onehot(x))
 
     def token_weights(self, c, t):
         # SPEC §2.3 (ServiceNow/hdlm epsilon_hybrid/losses.py, aligned variant):

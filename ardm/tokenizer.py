@@ -115,9 +115,17 @@ def tokenizer_from_json(s: str) -> Tokenizer:
     except json.JSONDecodeError as e:
         raise ArdmError(f"tokenizer file is not valid JSON ({e})") from None
     if isinstance(d, dict) and d.get("ardm_tokenizer") == "char":
-        return CharTokenizer(d["chars"])
+        chars = d.get("chars")
+        if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1
+                                                  for c in chars):
+            raise ArdmError("char tokenizer file is malformed: 'chars' must be a list of "
+                            "single characters")
+        return CharTokenizer(chars)
     if isinstance(d, dict) and isinstance(d.get("model"), dict) and d["model"].get("type") == "BPE":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_str(s))
+        try:
+            return BPETokenizer(HFTokenizer.from_str(s))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception
+            raise ArdmError(f"BPE tokenizer file is malformed ({e})") from None
     raise ArdmError("tokenizer file has an unknown format (expected a char or BPE tokenizer)")

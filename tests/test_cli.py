@@ -1,0 +1,109 @@
+"""The command line: help texts, the happy path, and one clear error line for each bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ardm.cli import main
+
+TINY = ["--no-progress", "--batch-size", "4", "--set", "model.n_layer=1", "--set", "model.d_model=16",
+        "--set", "model.n_head=2", "--set", "model.max_len=16", "--set", "data.seq_len=16",
+        "--set", "train.warmup_steps=2", "--set", "train.eval_interval=100"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clear_error(code, err, *needles):
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("ardm: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.mark.parametrize("cmd", ["train", "eval", "recipes", "export", "demo"])
+def test_help_explains_each_command(capsys, cmd):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: ardm" in capsys.readouterr().out
+
+
+def test_recipes_lists_the_required_recipes(capsys):
+    code, out, _ = run(capsys, "recipes")
+    assert code == 0
+    for name in ("shakespeare-char", "shakespeare-char-ar", "wikitext2-bpe", "wikitext2-bpe-ar"):
+        assert name in out
+
+
+def test_train_then_eval_json(capsys, tmp_path):
+    run_dir = tmp_path / "r"
+    code, out, err = run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(run_dir),
+                         "--max-steps", "5")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "--checkpoint", str(run_dir), "--json", "--draws", "2")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["bits_per_char"] > 0 and rep["bits_per_char_se"] > 0 and rep["draws"] == 2
+    assert rep["estimator"].startswith("MDLM absorbing NELBO") and len(rep["data_sha256"]) == 64
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["train", "--recipe", "nope"], ["unknown recipe 'nope'", "shakespeare-char"]),
+    (["train", "--recipe", "demo-char", "--set", "model.widht=3"], ["unknown config key", "model.widht"]),
+    (["train", "--recipe", "demo-char", "--set", "train.max_steps=-1"], ["train.max_steps"]),
+    (["train", "--recipe", "demo-char", "--set", "data.bpe_vocab_size=0"], ["data.bpe_vocab_size"]),
+    (["train", "--recipe", "demo-char", "--set", "noise.kind=gaussian"], ["noise.kind"]),
+    (["train", "--recipe", "demo-char", "--max-steps", "0"], ["--max-steps"]),
+    (["train", "--recipe", "demo-char", "--max-minutes", "-1"], ["--max-minutes"]),
+    (["train", "--recipe", "demo-char", "--set", "model.d_model"], ["section.key=value"]),
+])
+def test_bad_config_gives_one_clear_line(capsys, tmp_path, argv, needles):
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "r"))
+    assert_clear_error(code, err, *needles)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "corpus not found"),
+    (b"", "empty"),
+    (b"   \n\n ", "empty"),
+    (b"\x00\x01\x02binary\x00", "binary"),
+    (b"\xff\xfe\xfa not utf8", "not UTF-8"),
+    (b"too short", "fewer than one block"),
+])
+def test_bad_corpus_gives_one_clear_line(capsys, tmp_path, content, needle):
+    corpus = tmp_path / "corpus.txt"
+    if content is not None:
+        corpus.write_bytes(content)
+    code, _, err = run(capsys, "train", "--recipe", "demo-char", *TINY, "--data", str(corpus),
+                       "--out", str(tmp_path / "r"), "--max-steps", "2")
+    assert_clear_error(code, err, needle)
+    assert not (tmp_path / "r" / "LATEST").exists()
+
+
+def test_eval_of_a_damaged_checkpoint_gives_one_clear_line(capsys, tmp_path):
+    run_dir = tmp_path / "r"
+    assert run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(run_dir), "--max-steps", "2")[0] == 0
+    ckpt = next(run_dir.glob("ckpt-*"))
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    code, _, err = run(capsys, "eval", "--checkpoint", str(run_dir))
+    assert_clear_error(code, err, "truncated")
+    code, _, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "missing"))
+    assert_clear_error(code, err, "checkpoint not found")
+
+
+def test_eval_on_text_the_tokenizer_cannot_encode(capsys, tmp_path):
+    run_dir = tmp_path / "r"
+    assert run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(run_dir), "--max-steps", "2")[0] == 0
+    other = tmp_path / "other.txt"
+    other.write_text("日本語のテキスト" * 200, encoding="utf-8")
+    code, _, err = run(capsys, "eval", "--checkpoint", str(run_dir), "--data", str(other))
+    assert_clear_error(code, err, "outside the tokenizer's vocabulary")

@@ -1,0 +1,246 @@
+"""ardm.model: the transformer denoiser's shapes, attention masks and time conditioning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ardm.config import ModelConfig
+from ardm.model import Denoiser, apply_rope, rope_tables, timestep_embedding
+
+V = 11
+
+
+def _model(seed: int = 0, **kw) -> Denoiser:
+    torch.manual_seed(seed)
+    args = {"vocab_size": V, "n_layer": 2, "n_head": 2, "d_model": 32, "max_len": 16}
+    args.update(kw)
+    return Denoiser(ModelConfig(**args)).eval()
+
+
+def _tokens(B: int = 3, L: int = 12, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(seed))
+
+
+def _perturb_time_mlp(m: Denoiser) -> None:
+    with torch.no_grad():
+        m.time_mlp[-1].weight.normal_(0, 0.5)
+        m.time_mlp[-1].bias.normal_(0, 0.5)
+
+
+def test_output_shapes_and_dtype():
+    """logits [B, L, V] float32 (no MASK logit) and hidden [B, L, d]."""
+    m = _model()
+    x = _tokens(3, 12)
+    logits, h = m(x, torch.rand(3, 12))
+    assert logits.shape == (3, 12, V) and logits.dtype == torch.float32
+    assert h.shape == (3, 12, 32)
+    assert torch.isfinite(logits).all() and torch.isfinite(h).all()
+
+
+def test_mask_id_is_valid_input():
+    """MASK = vocab_size is an input token; an all-MASK sequence gives finite V-way logits."""
+    m = _model()
+    assert m.cfg.mask_id == V and m.tok_emb.num_embeddings == V + 1
+    z = torch.full((2, 8), V)
+    logits, _ = m(z, torch.ones(2, 8))
+    assert logits.shape == (2, 8, V) and torch.isfinite(logits).all()
+    x = _tokens(2, 8)
+    a, _ = m(x, torch.ones(2, 8))
+    assert not torch.allclose(a, logits)  # MASK has its own embedding
+
+
+def test_time_accepted_per_sequence_or_per_token():
+    """t of shape [B] means the same level at every position of that sequence."""
+    m = _model()
+    _perturb_time_mlp(m)
+    x = _tokens(2, 10)
+    t = torch.tensor([0.2, 0.9])
+    a, _ = m(x, t)
+    b, _ = m(x, t[:, None].expand(2, 10))
+    assert torch.allclose(a, b)
+
+
+def test_causal_attention_ignores_future_tokens():
+    """Causal: changing token j leaves logits at positions < j unchanged, and changes later ones."""
+    m = _model(attention="causal", time_conditioning="none")
+    x = _tokens(2, 12)
+    y = x.clone()
+    j = 7
+    y[:, j] = (y[:, j] + 1) % V
+    a, _ = m(x)
+    b, _ = m(y)
+    assert torch.allclose(a[:, :j], b[:, :j], atol=1e-6)
+    assert not torch.allclose(a[:, j:], b[:, j:], atol=1e-4)
+
+
+def test_bidirectional_attention_sees_future_tokens():
+    """Bidirectional: changing token j changes the logits at earlier positions too."""
+    m = _model()
+    x = _tokens(2, 12)
+    y = x.clone()
+    j = 7
+    y[:, j] = (y[:, j] + 1) % V
+    t = torch.full((2, 12), 0.5)
+    a, _ = m(x, t)
+    b, _ = m(y, t)
+    assert (a[:, :j] - b[:, :j]).abs().amax() > 1e-4
+
+
+def test_causal_with_pad_mask_is_still_causal():
+    """A causal model with a pad mask keeps both the causal and the padding constraint."""
+    m = _model(attention="causal", time_conditioning="none")
+    x = _tokens(2, 10)
+    pad = torch.ones(2, 10, dtype=torch.bool)
+    pad[:, 8:] = False
+    y = x.clone()
+    y[:, 5] = (y[:, 5] + 1) % V
+    y[:, 9] = (y[:, 9] + 1) % V
+    a, _ = m(x, pad_mask=pad)
+    b, _ = m(y, pad_mask=pad)
+    assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6)
+    ref, _ = m(x)  # no padding among the first 8 keys for positions < 8: same as unmasked
+    assert torch.allclose(a[:, :8], ref[:, :8], atol=1e-5)
+
+
+def test_pad_mask_hides_padded_tokens():
+    """Bidirectional: changing a padded token does not change logits of the real positions,
+    which equal the logits of the unpadded shorter sequence."""
+    m = _model()
+    L, real = 12, 8
+    x = _tokens(2, L)
+    pad = torch.zeros(2, L, dtype=torch.bool)
+    pad[:, :real] = True
+    y = x.clone()
+    y[:, real:] = (y[:, real:] + 3) % V
+    t = torch.full((2, L), 0.4)
+    a, _ = m(x, t, pad_mask=pad)
+    b, _ = m(y, t, pad_mask=pad)
+    assert torch.allclose(a[:, :real], b[:, :real], atol=1e-6)
+    short, _ = m(x[:, :real], t[:, :real])
+    assert torch.allclose(a[:, :real], short, atol=1e-5)
+    c, _ = m(y, t)  # without the mask the change is visible
+    assert (a[:, :real] - c[:, :real]).abs().amax() > 1e-4
+
+
+def test_time_conditioning_starts_neutral():
+    """The time MLP's last layer is zero-initialised: a fresh model ignores t."""
+    m = _model()
+    x = _tokens(2, 10)
+    a, _ = m(x, torch.zeros(2, 10))
+    b, _ = m(x, torch.rand(2, 10))
+    assert torch.equal(a, b)
+
+
+def test_per_token_time_conditioning_is_used():
+    """Once the time MLP is non-zero, changing t at position j changes the output at j
+    (and through attention elsewhere), while other tokens' t are kept."""
+    m = _model()
+    _perturb_time_mlp(m)
+    x = _tokens(2, 10)
+    t = torch.full((2, 10), 0.5)
+    t2 = t.clone()
+    j = 3
+    t2[:, j] = 0.9
+    a, _ = m(x, t)
+    b, _ = m(x, t2)
+    assert (a[:, j] - b[:, j]).abs().amax() > 1e-4
+    assert (a[:, j + 1] - b[:, j + 1]).abs().amax() > 1e-6
+
+
+def test_per_token_time_is_per_position_in_causal_model():
+    """Per-token t respects causality: changing t at j leaves earlier positions unchanged."""
+    m = _model(attention="causal")
+    _perturb_time_mlp(m)
+    x = _tokens(1, 10)
+    t = torch.full((1, 10), 0.5)
+    t2 = t.clone()
+    t2[:, 6] = 0.1
+    a, _ = m(x, t)
+    b, _ = m(x, t2)
+    assert torch.allclose(a[:, :6], b[:, :6], atol=1e-6)
+    assert (a[:, 6] - b[:, 6]).abs().amax() > 1e-4
+
+
+def test_time_conditioning_none_ignores_t():
+    """time_conditioning='none' has no time MLP and gives the same output for any t."""
+    m = _model(time_conditioning="none")
+    assert not hasattr(m, "time_mlp")
+    x = _tokens(2, 10)
+    a, _ = m(x)
+    b, _ = m(x, torch.rand(2, 10))
+    assert torch.equal(a, b)
+
+
+def test_time_conditioned_model_requires_t():
+    """A per-token time-conditioned model refuses to run without t."""
+    with pytest.raises(ValueError, match="noise levels"):
+        _model()(_tokens(1, 4))
+
+
+def test_length_limit():
+    """Sequences up to max_len run; longer ones raise."""
+    m = _model(max_len=16)
+    m(_tokens(1, 16), torch.rand(1, 16))
+    with pytest.raises(ValueError, match="max_len"):
+        m(_tokens(1, 17), torch.rand(1, 17))
+
+
+def test_num_params():
+    """num_params is positive and excludes exactly the embedding and output matrices."""
+    m = _model()
+    total = sum(p.numel() for p in m.parameters())
+    assert 0 < m.num_params() < total == m.num_params(non_embedding=False)
+    assert total - m.num_params() == (V + 1) * 32 + V * 32
+    bigger = _model(n_layer=3)
+    assert bigger.num_params() > m.num_params()
+
+
+def test_vocab_size_must_be_set():
+    """Building a model with vocab_size 0 (not yet set from a tokenizer) is an error."""
+    with pytest.raises(ValueError, match="vocab_size"):
+        Denoiser(ModelConfig(d_model=32, n_head=2, n_layer=1))
+
+
+def test_input_embeds_replace_lookup():
+    """Passing the embeddings of the tokens as input_embeds gives the same output."""
+    m = _model()
+    x = _tokens(2, 8)
+    t = torch.rand(2, 8)
+    a, _ = m(x, t)
+    b, _ = m(x, t, input_embeds=m.embed(x))
+    assert torch.allclose(a, b)
+
+
+def test_position_dependence_via_rope():
+    """RoPE makes attention position-aware: a sequence and its rotation give different logits
+    at the same token (beyond a permutation of rows)."""
+    m = _model()
+    x = _tokens(1, 8)
+    t = torch.full((1, 8), 0.5)
+    a, _ = m(x, t)
+    b, _ = m(torch.roll(x, 1, dims=1), t)
+    assert not torch.allclose(torch.roll(a, 1, dims=1), b, atol=1e-5)
+
+
+def test_rope_preserves_norm_and_relative_positions():
+    """RoPE is a rotation: norms are kept, and q.k depends only on the position offset."""
+    hd, L = 8, 10
+    cos, sin = rope_tables(hd, L)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 1, 1, hd, generator=g).expand(1, 1, L, hd)
+    k = torch.randn(1, 1, 1, hd, generator=g).expand(1, 1, L, hd)
+    rq, rk = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
+    dots = (rq[0, 0][:, None, :] * rk[0, 0][None, :, :]).sum(-1)  # [L, L]
+    for off in range(-3, 4):
+        d = torch.diagonal(dots, offset=off)
+        assert torch.allclose(d, d[0].expand_as(d), atol=1e-4)
+
+
+def test_timestep_embedding_distinguishes_levels():
+    """The sinusoidal time features have the requested width and separate nearby levels."""
+    e = timestep_embedding(torch.tensor([[0.0, 0.001, 0.5]]), 32)
+    assert e.shape == (1, 3, 32)
+    assert (e[0, 0] - e[0, 1]).abs().max() > 1e-2
+    assert torch.allclose(e[0, 0], torch.cat([torch.ones(16), torch.zeros(16)]))

@@ -1,0 +1,133 @@
+"""Trainer properties: exact resume, Ctrl-C saves, refusal of unsafe restarts, DDP on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ardm.checkpoint import read_checkpoint, read_weights
+from ardm.errors import ArdmError
+from ardm.train import lr_at, train
+
+from .conftest import tiny_config
+
+
+def _train_losses(run_dir):
+    recs = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in recs if r["split"] == "train"}
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "causal"])
+def test_resumed_run_reproduces_the_uninterrupted_curve(tmp_path, objective):
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    train(tiny_config(objective), full, progress=False)
+    result = train(tiny_config(objective), parts, progress=False, stop_after=6)
+    assert result["stop_reason"] == "interrupted" and result["step"] == 6
+    train(tiny_config(objective), parts, resume=True, progress=False)
+    a, b = _train_losses(full), _train_losses(parts)
+    assert sorted(a) == sorted(b) == list(range(1, 13))
+    assert a == b  # bit-identical losses at every step
+    wa, wb = read_weights(read_checkpoint(full)), read_weights(read_checkpoint(parts))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_training_lowers_the_loss(tmp_path):
+    cfg = tiny_config("causal", steps=60)
+    train(cfg, tmp_path / "r", progress=False)
+    losses = _train_losses(tmp_path / "r")
+    assert sum(list(losses.values())[-10:]) / 10 < list(losses.values())[0] - 0.5
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    run = tmp_path / "r"
+    train(tiny_config(), run, progress=False)
+    before = (run / "LATEST").read_text()
+    ckpt = read_checkpoint(run)
+    with pytest.raises(ArdmError, match="already holds a training run"):
+        train(tiny_config(), run, progress=False)
+    assert (run / "LATEST").read_text() == before
+    read_checkpoint(run)  # still intact (sha256 verified)
+    assert read_checkpoint(run).path == ckpt.path
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path):
+    with pytest.raises(ArdmError, match="no checkpoint"):
+        train(tiny_config(), tmp_path / "empty", resume=True, progress=False)
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    run = tmp_path / "r"
+    train(tiny_config(), run, progress=False, stop_after=4)
+    cfg = tiny_config()
+    cfg.train.lr = cfg.train.lr * 2
+    with pytest.raises(ArdmError, match="train.lr"):
+        train(cfg, run, resume=True, progress=False)
+    longer = tiny_config(steps=20)  # run length may change on resume
+    assert train(longer, run, resume=True, progress=False)["step"] == 20
+
+
+def test_lr_schedule_warms_up_then_decays_to_min():
+    cfg = tiny_config().train
+    cfg.lr, cfg.min_lr, cfg.warmup_steps = 1.0, 0.1, 10
+    assert lr_at(0.0, 0, cfg) == pytest.approx(0.1)
+    assert lr_at(0.0, 9, cfg) == pytest.approx(1.0)
+    assert lr_at(0.5, 50, cfg) == pytest.approx(0.55)
+    assert lr_at(1.0, 100, cfg) == pytest.approx(0.1)
+    lrs = [lr_at(p / 10, 20, cfg) for p in range(11)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "ardm.cli", *args]
+
+
+def _tiny_cli_flags():
+    return ["--recipe", "demo-char", "--no-progress", "--batch-size", "4",
+            "--set", "model.n_layer=1", "--set", "model.d_model=16", "--set", "model.n_head=2",
+            "--set", "model.max_len=16", "--set", "data.seq_len=16", "--set", "train.log_interval=1",
+            "--set", "train.warmup_steps=2", "--set", "train.threads=1"]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    run = tmp_path / "r"
+    proc = subprocess.Popen(_cli("train", *_tiny_cli_flags(), "--out", str(run), "--max-steps", "100000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists()
+                                          and len((run / "metrics.jsonl").read_text().splitlines()) > 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    ckpt = read_checkpoint(run)
+    step = ckpt.meta["step"]
+    assert step >= 3
+    res = subprocess.run(_cli("train", *_tiny_cli_flags(), "--out", str(run), "--resume",
+                              "--max-steps", str(step + 3)),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert read_checkpoint(run).meta["step"] == step + 3
+
+
+def test_two_process_torchrun_ends_with_identical_weights(tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "ardm.cli", "train", *_tiny_cli_flags(), "--out", str(run), "--max-steps", "8"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    end = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert end["split"] == "end" and end["step"] == 8
+    assert len(end["rank_weight_digests"]) == 2 and end["ranks_identical"] is True
+    ckpt = read_checkpoint(run)
+    assert ckpt.meta["world_size"] == 2
+    # both ranks saw different data but one global batch: tokens count both ranks
+    assert ckpt.meta["tokens"] == 8 * 4 * 16 * 2
