@@ -10,4 +10,4 @@ def load(path, device: str = "cpu"):
     return _load(path, device)
 
 
-__all__ = ["load", "__version__"]
+__all__ = ["__version__", "load"]

@@ -126,7 +126,7 @@ def _load_hf(cfg: DataConfig) -> Corpus:
     name, _, config = cfg.path[3:].partition(":")
     try:
         ds = datasets.load_dataset(name, config or None)
-    except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear message
+    except Exception as e:
         raise ArdmError(f"could not load Hugging Face dataset {name!r}: {e}") from None
     col = cfg.text_field
     train = "\n".join(ds["train"][col])

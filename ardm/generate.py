@@ -121,7 +121,8 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
     mask_id = model.cfg.vocab_size
     causal = model.cfg.attention == "causal"
     if sampler.needs_causal_model != causal:
-        raise ValueError(f"sampler {sampler.name!r} needs a {'causal' if sampler.needs_causal_model else 'bidirectional'} model")
+        kind = "causal" if sampler.needs_causal_model else "bidirectional"
+        raise ValueError(f"sampler {sampler.name!r} needs a {kind} model")
     gen = torch.Generator().manual_seed(seed)
     x = torch.full((batch, length), mask_id, dtype=torch.long, device=device)
     prompt_mask = torch.zeros(batch, length, dtype=torch.bool, device=device)

@@ -92,7 +92,8 @@ def evaluate_text(model, tokenizer, text: str, seq_len: int, *, draws: int = 8, 
         se_total = 0.0
     bpt = total / n_tokens / LN2
     return LikelihoodReport(
-        estimator="exact causal NLL" if causal else f"MDLM absorbing NELBO, {per.shape[1]} stratified t draws",
+        estimator=("exact causal NLL" if causal
+                   else f"MDLM absorbing NELBO, {per.shape[1]} stratified t draws"),
         bits_per_token=bpt, bits_per_char=total / n_chars / LN2,
         bits_per_token_se=se_total / n_tokens / LN2, bits_per_char_se=se_total / n_chars / LN2,
         perplexity_bound=math.exp(total / n_tokens), tokens=n_tokens, chars=n_chars,

@@ -36,7 +36,8 @@ class NoiseProcess:
         self.vocab_size = vocab_size
         self.mask_id = vocab_size
 
-    def corrupt(self, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> Corruption:
+    def corrupt(self, x: torch.Tensor, t: torch.Tensor,
+                generator: torch.Generator | None = None) -> Corruption:
         raise NotImplementedError
 
     def marginal(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

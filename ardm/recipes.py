@@ -7,11 +7,18 @@ unless a recipe says it is for a GPU. Data paths are relative to the repository 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
-from typing import Callable
 
-from .config import (MODEL_PRESETS, DataConfig, ModelConfig, NoiseConfig, RunConfig, ScheduleConfig,
-                     TrainConfig)
+from .config import (
+    MODEL_PRESETS,
+    DataConfig,
+    ModelConfig,
+    NoiseConfig,
+    RunConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
 from .errors import ArdmError
 
 SHAKESPEARE = "../shared/data/tinyshakespeare/input.txt"

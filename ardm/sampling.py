@@ -30,6 +30,7 @@ def sample_tokens(logits: torch.Tensor, generator: torch.Generator | None, tempe
     if temperature == 0:
         return logits.argmax(-1)
     gen_device = generator.device if generator is not None else logits.device
-    u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=gen_device).to(logits.device)
+    u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=gen_device)
+    u = u.to(logits.device)
     gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
     return (logits / temperature + gumbel).argmax(-1)

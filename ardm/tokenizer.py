@@ -39,7 +39,7 @@ class CharTokenizer:
             self._table[ord(c)] = i
 
     @classmethod
-    def train(cls, text: str) -> "CharTokenizer":
+    def train(cls, text: str) -> CharTokenizer:
         return cls(sorted(set(text)))
 
     @property
@@ -76,7 +76,7 @@ class BPETokenizer:
         self.tok = tok
 
     @classmethod
-    def train(cls, text_iter, vocab_size: int) -> "BPETokenizer":
+    def train(cls, text_iter, vocab_size: int) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -126,6 +126,6 @@ def tokenizer_from_json(s: str) -> Tokenizer:
 
         try:
             return BPETokenizer(HFTokenizer.from_str(s))
-        except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception
+        except Exception as e:
             raise ArdmError(f"BPE tokenizer file is malformed ({e})") from None
     raise ArdmError("tokenizer file has an unknown format (expected a char or BPE tokenizer)")

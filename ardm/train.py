@@ -25,8 +25,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .checkpoint import (LATEST, STATE_FILE, atomic_write_text, git_commit, load_tokenizer,
-                         read_checkpoint, save_run_checkpoint)
+from .checkpoint import (
+    LATEST,
+    STATE_FILE,
+    atomic_write_text,
+    git_commit,
+    load_tokenizer,
+    read_checkpoint,
+    save_run_checkpoint,
+)
 from .config import RunConfig, config_diff
 from .data import BlockSampler, encode, load_corpus, train_tokenizer
 from .errors import ArdmError
@@ -88,7 +95,8 @@ class Distributed:
     def max_(self, values: list[float]) -> list[float]:
         if not self.enabled:
             return values
-        t = torch.tensor(values, dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        where = self.device if self.device.type == "cuda" else "cpu"
+        t = torch.tensor(values, dtype=torch.float64, device=where)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.tolist()
 
@@ -180,7 +188,7 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, resume: bool):
                         f"{out}: {'; '.join(diff)}")
     try:
         state = torch.load(ckpt.state_path(), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a damaged state file must be one clear message
+    except Exception as e:
         raise ArdmError(f"--resume: cannot read {ckpt.state_path()} ({e})") from None
     return load_tokenizer(ckpt).to_json(), state
 
@@ -290,8 +298,9 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
     stop_reason = "max_steps"
     from tqdm import tqdm
 
-    bar = tqdm(total=tc.max_steps if budget_s == 0 else int(budget_s), initial=step if budget_s == 0 else int(elapsed),
-               disable=not (progress and ddp.main), unit="step" if budget_s == 0 else "s",
+    by_steps = budget_s == 0  # the bar counts steps, or seconds of a time budget
+    bar = tqdm(total=tc.max_steps if by_steps else int(budget_s), initial=step if by_steps else int(elapsed),
+               disable=not (progress and ddp.main), unit="step" if by_steps else "s",
                desc=f"train {cfg.recipe}", dynamic_ncols=True)
     t_window, tok_window = time.perf_counter(), 0
     try:

@@ -13,6 +13,11 @@ TINY = ["--no-progress", "--batch-size", "4", "--set", "model.n_layer=1", "--set
         "--set", "train.warmup_steps=2", "--set", "train.eval_interval=100"]
 
 
+def _train_tiny(capsys, run_dir, steps: int = 2) -> int:
+    return run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(run_dir),
+               "--max-steps", str(steps))[0]
+
+
 def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -90,7 +95,7 @@ def test_bad_corpus_gives_one_clear_line(capsys, tmp_path, content, needle):
 
 def test_eval_of_a_damaged_checkpoint_gives_one_clear_line(capsys, tmp_path):
     run_dir = tmp_path / "r"
-    assert run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(run_dir), "--max-steps", "2")[0] == 0
+    assert _train_tiny(capsys, run_dir) == 0
     ckpt = next(run_dir.glob("ckpt-*"))
     weights = ckpt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
@@ -102,7 +107,7 @@ def test_eval_of_a_damaged_checkpoint_gives_one_clear_line(capsys, tmp_path):
 
 def test_eval_on_text_the_tokenizer_cannot_encode(capsys, tmp_path):
     run_dir = tmp_path / "r"
-    assert run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(run_dir), "--max-steps", "2")[0] == 0
+    assert _train_tiny(capsys, run_dir) == 0
     other = tmp_path / "other.txt"
     other.write_text("日本語のテキスト" * 200, encoding="utf-8")
     code, _, err = run(capsys, "eval", "--checkpoint", str(run_dir), "--data", str(other))
