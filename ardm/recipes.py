@@ -30,78 +30,70 @@ def bundled_corpus() -> str:
     return str(resources.files("ardm") / "data" / "public_domain.txt")
 
 
-def _model(preset: str, causal: bool, max_len: int, time_conditioning: str = "per_token") -> ModelConfig:
+def _model(preset: str, causal: bool, max_len: int) -> ModelConfig:
     return ModelConfig(**MODEL_PRESETS[preset], max_len=max_len,
                        attention="causal" if causal else "bidirectional",
-                       time_conditioning="none" if causal else time_conditioning)
+                       time_conditioning="none" if causal else "per_token")
+
+
+def _diffusion(recipe: str, preset: str, data: DataConfig, train: TrainConfig) -> RunConfig:
+    """An epsilon-hybrid denoiser (SPEC §2.3) on the flat schedule: every recipe's default."""
+    return RunConfig(recipe=recipe, model=_model(preset, causal=False, max_len=data.seq_len),
+                     data=data, noise=NoiseConfig(kind="epsilon_hybrid", epsilon=0.1),
+                     schedule=ScheduleConfig(family="flat"), train=train)
+
+
+def _ar_twin(cfg: RunConfig, recipe: str) -> RunConfig:
+    """The causal AR reference for a diffusion recipe: same size, data and optimisation."""
+    cfg.recipe = recipe
+    preset = next(name for name, p in MODEL_PRESETS.items()
+                  if (p["n_layer"], p["d_model"]) == (cfg.model.n_layer, cfg.model.d_model))
+    # causal windows are seq_len + 1 tokens, of which the model reads the first seq_len
+    cfg.model = _model(preset, causal=True, max_len=cfg.data.seq_len)
+    cfg.train.objective = "causal"
+    return cfg
 
 
 def shakespeare_char() -> RunConfig:
     """Tiny Shakespeare, characters; epsilon-hybrid diffusion denoiser (CPU, ~30 minutes)."""
-    return RunConfig(
-        recipe="shakespeare-char",
-        # 0.8M non-embedding parameters: about compute-optimal for 30 minutes of a 2-core CPU
-        # (~65 GFLOP/s fp32 matmul peak measured here; ~6,500 tokens/s, ~12M tokens in 30 minutes).
-        model=_model("small", causal=False, max_len=256),
-        data=DataConfig(path=SHAKESPEARE, tokenizer="char", seq_len=256),
-        noise=NoiseConfig(kind="epsilon_hybrid", epsilon=0.1),
-        schedule=ScheduleConfig(family="flat"),
-        train=TrainConfig(objective="diffusion", batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=100,
-                          max_steps=3000, eval_interval=250, ckpt_interval=250, ema_decay=0.995),
-    )
+    # 0.8M non-embedding parameters: about compute-optimal for 30 minutes of a 2-core CPU
+    # (~65 GFLOP/s fp32 matmul peak measured here; ~6,500 tokens/s, ~12M tokens in 30 minutes).
+    return _diffusion(
+        "shakespeare-char", "small", DataConfig(path=SHAKESPEARE, tokenizer="char", seq_len=256),
+        TrainConfig(objective="diffusion", batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=100,
+                    max_steps=3000, eval_interval=250, ckpt_interval=250, ema_decay=0.995))
 
 
 def shakespeare_char_ar() -> RunConfig:
     """Tiny Shakespeare, characters; the causal AR reference model (CPU, ~30 minutes)."""
-    cfg = shakespeare_char()
-    cfg.recipe = "shakespeare-char-ar"
-    cfg.model = _model("small", causal=True, max_len=256)
-    cfg.train.objective = "causal"
-    return cfg
+    return _ar_twin(shakespeare_char(), "shakespeare-char-ar")
 
 
 def wikitext2_bpe() -> RunConfig:
     """WikiText-2 with an 8k byte-level BPE; epsilon-hybrid diffusion (sized for a GPU)."""
-    return RunConfig(
-        recipe="wikitext2-bpe",
-        model=_model("large", causal=False, max_len=256),
-        data=DataConfig(path=WIKITEXT2, tokenizer="bpe", bpe_vocab_size=8192, seq_len=256),
-        noise=NoiseConfig(kind="epsilon_hybrid", epsilon=0.1),
-        schedule=ScheduleConfig(family="flat"),
-        train=TrainConfig(objective="diffusion", batch_size=64, lr=1e-3, min_lr=1e-4, warmup_steps=500,
-                          max_steps=20000, eval_interval=1000, ckpt_interval=1000, bf16=True),
-    )
+    return _diffusion(
+        "wikitext2-bpe", "large",
+        DataConfig(path=WIKITEXT2, tokenizer="bpe", bpe_vocab_size=8192, seq_len=256),
+        TrainConfig(objective="diffusion", batch_size=64, lr=1e-3, min_lr=1e-4, warmup_steps=500,
+                    max_steps=20000, eval_interval=1000, ckpt_interval=1000, bf16=True))
 
 
 def wikitext2_bpe_ar() -> RunConfig:
     """WikiText-2 with an 8k byte-level BPE; the causal AR reference (sized for a GPU)."""
-    cfg = wikitext2_bpe()
-    cfg.recipe = "wikitext2-bpe-ar"
-    cfg.model = _model("large", causal=True, max_len=256)
-    cfg.train.objective = "causal"
-    return cfg
+    return _ar_twin(wikitext2_bpe(), "wikitext2-bpe-ar")
 
 
 def demo_char() -> RunConfig:
     """The bundled public-domain corpus, a tiny denoiser: exercises everything in about a minute."""
-    return RunConfig(
-        recipe="demo-char",
-        model=_model("tiny", causal=False, max_len=64),
-        data=DataConfig(path=bundled_corpus(), tokenizer="char", seq_len=64),
-        noise=NoiseConfig(kind="epsilon_hybrid", epsilon=0.1),
-        schedule=ScheduleConfig(family="flat"),
-        train=TrainConfig(objective="diffusion", batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=50,
-                          max_steps=400, eval_interval=100, ckpt_interval=200, eval_batches=2),
-    )
+    return _diffusion(
+        "demo-char", "tiny", DataConfig(path=bundled_corpus(), tokenizer="char", seq_len=64),
+        TrainConfig(objective="diffusion", batch_size=16, lr=3e-3, min_lr=3e-4, warmup_steps=50,
+                    max_steps=400, eval_interval=100, ckpt_interval=200, eval_batches=2))
 
 
 def demo_char_ar() -> RunConfig:
     """The causal twin of demo-char."""
-    cfg = demo_char()
-    cfg.recipe = "demo-char-ar"
-    cfg.model = _model("tiny", causal=True, max_len=65)
-    cfg.train.objective = "causal"
-    return cfg
+    return _ar_twin(demo_char(), "demo-char-ar")
 
 
 RECIPES: dict[str, Callable[[], RunConfig]] = {
