@@ -62,6 +62,8 @@ def _add_misc(sub) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p = sub.add_parser("table", help="markdown table of `ardm eval --json` result files (for the README)")
+    p.add_argument("files", nargs="+", help="JSON files written by `ardm eval --json`")
     p = sub.add_parser("demo", help="the offline demo: a short train-and-sample run on bundled text",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="runs/demo")
@@ -178,6 +180,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_table(args) -> int:
+    from .report import likelihood_table
+
+    print(likelihood_table(args.files))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -185,7 +194,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "recipes": cmd_recipes, "export": cmd_export,
-            "demo": cmd_demo}
+            "table": cmd_table, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

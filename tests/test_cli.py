@@ -112,3 +112,17 @@ def test_eval_on_text_the_tokenizer_cannot_encode(capsys, tmp_path):
     other.write_text("日本語のテキスト" * 200, encoding="utf-8")
     code, _, err = run(capsys, "eval", "--checkpoint", str(run_dir), "--data", str(other))
     assert_clear_error(code, err, "outside the tokenizer's vocabulary")
+
+
+def test_table_renders_eval_results_and_refuses_other_files(capsys, tmp_path):
+    good = tmp_path / "e.json"
+    good.write_text(json.dumps({"recipe": "r", "split": "val", "estimator": "exact causal NLL",
+                                "bits_per_char": 2.1746, "bits_per_char_se": 0.0, "bits_per_token": 2.1746,
+                                "tokens": 111360, "data_sha256": "86c4e6aa9db7c042" + "0" * 48}))
+    code, out, _ = run(capsys, "table", str(good))
+    assert code == 0
+    assert "| r | val | exact causal NLL | 2.175 | 2.175 | 111,360 | 86c4e6aa9db7 |" in out
+    bad = tmp_path / "b.json"
+    bad.write_text("{}")
+    code, _, err = run(capsys, "table", str(bad))
+    assert_clear_error(code, err, "not an `ardm eval --json` result")
