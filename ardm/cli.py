@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from .errors import ArdmError
@@ -55,6 +57,46 @@ def _add_eval(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+class _DefaultsAndRawEpilog(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_sample(sub) -> None:
+    from .samplers import SAMPLERS
+
+    options = "\n".join(textwrap.fill(', '.join(f.name for f in dataclasses.fields(cls.Options)) or '-',
+                                      width=88, initial_indent=f"  {name:7s}", subsequent_indent=" " * 9)
+                        for name, cls in SAMPLERS.items())
+    p = sub.add_parser(
+        "sample", help="generate text from a checkpoint with any sampler",
+        description="Generate --num samples of --length tokens (prompt included) with a named sampler "
+                    f"({', '.join(SAMPLERS)}) in --steps steps. Sample i uses seed S + i, so results do "
+                    "not depend on --batch-size. l2r and ar need steps = length - prompt length; "
+                    "llada needs steps <= that length (and a multiple of its blocks); the others take any "
+                    "steps >= 1. Sampler options: --set KEY=VALUE (e.g. --set strategy=loop for remdm).",
+        epilog=f"sampler options (see ardm/samplers/ for their meaning and defaults):\n{options}",
+        formatter_class=_DefaultsAndRawEpilog)
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or run directory")
+    p.add_argument("--sampler", required=True, help="sampler name")
+    p.add_argument("--steps", type=int, required=True, help="sampler steps K (the NFE budget)")
+    p.add_argument("--num", type=int, default=1, help="number of samples")
+    p.add_argument("--length", type=int,
+                   help="tokens per sample, prompt included (unset: the training length)")
+    p.add_argument("--prompt", default="", help="text every sample starts with (never rewritten)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = argmax")
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a sampler option (repeatable; the list is below)")
+    p.add_argument("--batch-size", type=int, default=16, help="samples per denoiser pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (samples, NFE, overwrites, wall time)")
+    p.add_argument("--trace", metavar="FILE", help="write a JSON trace of every step's writes and overwrites")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_misc(sub) -> None:
     sub.add_parser("recipes", help="list the training recipes")
     p = sub.add_parser("export", help="export a run's latest checkpoint as a plain (optionally fp16) folder",
@@ -80,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_eval(sub)
+    _add_sample(sub)
     _add_misc(sub)
     return parser
 
@@ -158,6 +201,55 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    import time
+
+    import torch
+
+    from .checkpoint import atomic_write_text, load
+    from .generate import generate
+    from .samplers import make_sampler, parse_options
+    from .train import resolve_device
+
+    sampler = make_sampler(args.sampler, **parse_options(args.sampler, args.set))
+    for flag in ("num", "steps", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise ArdmError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
+    model, tok = loaded.model, loaded.tokenizer
+    sampler.check_model(model.cfg.attention, loaded.config.noise.kind)
+    length = args.length if args.length is not None else min(loaded.config.data.seq_len, model.cfg.max_len)
+    prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
+    start, samples, traces = time.perf_counter(), [], []
+    for first in range(0, args.num, args.batch_size):
+        batch = min(args.batch_size, args.num - first)
+        g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
+                     seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                     progress=not (args.json or args.no_progress), trace=bool(args.trace))
+        for b, row in enumerate(g.tokens.tolist()):
+            overwrites = {"selected": g.overwrites_selected[b], "effective": g.overwrites_effective[b]}
+            samples.append({"seed": args.seed + first + b, "text": tok.decode(row),
+                            "nfe": g.nfe_per_sample[b], "writes": g.writes[b], "overwrites": overwrites,
+                            "remasks": g.remasks[b]})
+        if args.trace:
+            traces.append({"first_sample": first, **g.trace})
+    wall = time.perf_counter() - start
+    if args.trace:
+        atomic_write_text(Path(args.trace), json.dumps({"checkpoint": str(loaded.path), "chunks": traces}))
+    if args.json:
+        print(json.dumps({"checkpoint": str(loaded.path), "sampler": sampler.name,
+                          "options": dataclasses.asdict(sampler.options), "steps": args.steps,
+                          "length": length, "prompt": args.prompt, "seed": args.seed,
+                          "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+                          "samples": samples, "wall_time_s": round(wall, 4)}, indent=2))
+    else:
+        for smp in samples:
+            print(smp["text"])
+            print(f"--- seed {smp['seed']}: NFE {smp['nfe']}, overwrites {smp['overwrites']['effective']} "
+                  f"effective / {smp['overwrites']['selected']} selected")
+    return 0
+
+
 def cmd_recipes(args) -> int:
     from .recipes import RECIPES
 
@@ -193,8 +285,8 @@ def cmd_demo(args) -> int:
     return run_demo(Path(args.out), args.max_steps)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "recipes": cmd_recipes, "export": cmd_export,
-            "table": cmd_table, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "recipes": cmd_recipes,
+            "export": cmd_export, "table": cmd_table, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,8 @@ def run_demo(out: Path, max_steps: int = 300, progress: bool = True) -> int:
         prompt = torch.tensor(loaded.tokenizer.encode("\n"))
         samples = {}
         if kind == "ar":
-            g = generate(loaded.model, SAMPLERS["ar"](), length=64, steps=64, batch=3, prompt=prompt, seed=0)
+            g = generate(loaded.model, SAMPLERS["ar"](), length=64, steps=64 - len(prompt), batch=3,
+                         prompt=prompt, seed=0)
             samples["ar"] = {"nfe": g.nfe, "text": [loaded.tokenizer.decode(r.tolist()) for r in g.tokens]}
         else:
             for steps in (16, 64):
