@@ -23,8 +23,9 @@ def plot_training_curves(runs: dict[str, Path], out_png: Path) -> Path:
             ax_train.plot(*zip(*train), label=label)
         if val:
             ax_val.plot(*zip(*val), marker="o", label=label)
-    ax_train.set(title="training loss (objective, nats/token)", xlabel="step", ylabel="loss")
-    ax_val.set(title="validation bits/token (ELBO bound for diffusion, exact NLL for AR)",
+    ax_train.set(title="training loss, nats/token\n(each model's own objective)", xlabel="step",
+                 ylabel="loss")
+    ax_val.set(title="validation bits/token\n(diffusion: ELBO bound; AR: exact NLL)",
                xlabel="step", ylabel="bits/token")
     for ax in (ax_train, ax_val):
         ax.grid(alpha=0.3)
