@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ArdmError
 
-NOISE_KINDS = ("absorbing", "uniform", "epsilon_hybrid")
+NOISE_KINDS = ("absorbing", "uniform", "epsilon_hybrid", "gamma_hybrid")
 SCHEDULE_FAMILIES = ("flat", "ar_diffusion", "block", "quenched_ar", "sliding")
 OBJECTIVES = ("diffusion", "causal")
 
@@ -95,12 +95,14 @@ class NoiseConfig:
     kind: str = "epsilon_hybrid"
     epsilon: float = 0.1  # epsilon-hybrid: share of visible tokens resampled uniformly (SPEC §2.3)
     hybrid_lambda: float = 1.0  # epsilon-hybrid: weight of the visible-token loss terms
+    gamma: float = 0.01  # gamma-hybrid: uniform share of the CTMC rate (SPEC §2.4, HDLM default)
     t_min: float = 1e-3  # smallest continuous noise level drawn in training (SPEC §2.1, t_eps)
 
     def __post_init__(self) -> None:
         _check(self.kind in NOISE_KINDS, f"noise.kind must be one of {NOISE_KINDS}, got {self.kind!r}")
         _check(0.0 <= self.epsilon < 1.0, f"noise.epsilon must be in [0, 1), got {self.epsilon}")
         _check(self.hybrid_lambda >= 0.0, f"noise.hybrid_lambda must be >= 0, got {self.hybrid_lambda}")
+        _check(0.0 < self.gamma < 1.0, f"noise.gamma must be in (0, 1), got {self.gamma}")
         _check(0.0 < self.t_min < 0.5, f"noise.t_min must be in (0, 0.5), got {self.t_min}")
 
 

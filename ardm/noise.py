@@ -4,9 +4,10 @@ Every process is independent per position given the clean sequence x and acts at
 levels t [B, L] (t = 0: clean "settled" context, never corrupted and never scored; t = 1: fully
 noised). The signal schedule is linear, alpha(t) = 1 - t, so the MDLM weight -alpha'/(1-alpha) is 1/t.
 
-The training loss of a process is sum_i w_i * CE_i / (B L) with CE_i = -log q_theta(x_i | z), where
-`token_weights` gives w_i. Only the absorbing weights make an ELBO; the hybrid weights are HDLM's
-(a denoising objective), and uniform uses the x0 cross-entropy surrogate (SPEC §2.2).
+The training loss of a process is sum_i loss_i / (B L). For absorbing, uniform and epsilon-hybrid,
+loss_i = w_i * CE_i with CE_i = -log q_theta(x_i | z) and w_i from `token_weights`: only the
+absorbing weights make an ELBO; the epsilon-hybrid weights are HDLM's (a denoising objective), and
+uniform uses the x0 cross-entropy surrogate (SPEC §2.2). gamma-hybrid uses SEDD score entropy.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class NoiseProcess:
 
     def token_weights(self, c: Corruption, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def token_loss(self, logits: torch.Tensor, x: torch.Tensor, c: Corruption,
+                   t: torch.Tensor) -> torch.Tensor:
+        """Per-token training loss [B, L]; the default is w_i * -log q_theta(x_i | z)."""
+        nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), x, reduction="none")
+        return self.token_weights(c, t) * nll
 
     # helpers shared by the processes
     def _random_tokens(self, shape, generator, device) -> torch.Tensor:
@@ -145,6 +152,88 @@ class EpsilonHybridNoise(NoiseProcess):
         return torch.where(t > 0, w, torch.zeros_like(w))
 
 
+class GammaHybridNoise(NoiseProcess):
+    """HDLM gamma-hybrid (SPEC §2.4): a CTMC with rate (1 - gamma) Q_absorb + gamma Q_unif and
+    log-linear total noise sigma(t) = -log(1 - (1 - e) t). Absorption and uniform resampling are
+    independent Poisson clocks, so with c = exp(-(1-gamma) sigma), a = exp(-gamma sigma):
+
+        q_t(MASK | x) = 1 - c ;   q_t(y | x) = c [a [y = x] + (1 - a)/V]
+
+    Loss: SEDD's denoising score entropy with this rate matrix,
+        sigma'(t) sum_i sum_{y != z_i} Q(y -> z_i) [s(y) - r_y log s(y) + r_y (log r_y - 1)],
+    r_y = q_t(y | x_i)/q_t(z_i | x_i). The denoiser stays x0-parameterised: its softmax p(x_i | z)
+    gives the concrete score exactly, s(y) = sum_x p(x | z) q_t(y | x)/q_t(z_i | x) (Bayes with
+    independent per-token noise), so a model that knows x gets zero loss. The bracket is computed as
+    r phi(s/r), phi(rho) = rho - 1 - log rho >= 0, which is stable when s and r are large.
+    """
+
+    name = "gamma_hybrid"
+
+    def __init__(self, vocab_size: int, gamma: float, eps: float = 5e-3):
+        super().__init__(vocab_size)
+        self.gamma, self.eps = gamma, eps  # eps: log-linear schedule floor (SPEC §2.1, SEDD/HDLM)
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        return -torch.log1p(-(1 - self.eps) * t)
+
+    def dsigma(self, t: torch.Tensor) -> torch.Tensor:
+        return (1 - self.eps) / (1 - (1 - self.eps) * t)
+
+    def _clocks(self, t: torch.Tensor):
+        sig = self.sigma(t.float())
+        keep = torch.exp(-(1 - self.gamma) * sig)  # c: not absorbed
+        stay = torch.exp(-self.gamma * sig)  # a: not resampled
+        return keep, stay, (1 - stay) / self.vocab_size  # c, a, u
+
+    def corrupt(self, x, t, generator=None):
+        keep, stay, _ = self._clocks(t)
+        active = t > 0
+        masked = (_rand(x.shape, generator, x.device) >= keep) & active
+        replaced = (_rand(x.shape, generator, x.device) >= stay) & active & ~masked
+        noisy = torch.where(replaced, self._random_tokens(x.shape, generator, x.device), x)
+        return Corruption(torch.where(masked, torch.full_like(x, self.mask_id), noisy), masked, replaced)
+
+    def marginal(self, x, t):
+        keep, stay, u = (v[..., None] for v in self._clocks(t))
+        onehot = self._onehot(x)
+        uniform = torch.zeros(self.vocab_size + 1, device=x.device)
+        uniform[: self.vocab_size] = 1.0
+        mask = self._onehot(torch.full_like(x, self.mask_id))
+        return (1 - keep) * mask + keep * (stay * onehot + u * uniform)
+
+    def token_weights(self, c, t):
+        raise NotImplementedError("gamma-hybrid trains with score entropy, not weighted cross-entropy")
+
+    def token_loss(self, logits, x, c, t):
+        # settled positions (t = 0) have u = 0 and log 0 = -inf; compute on a clamped level and mask
+        # afterwards, so their NaNs cannot leak into the gradient through torch.where
+        t_safe = t.float().clamp_min(1e-4)
+        _, stay, u = (v[..., None] for v in self._clocks(t_safe))  # [B, L, 1]
+        p = logits.float().softmax(-1)  # model's x0 posterior [B, L, V]
+        V = self.vocab_size
+        true = torch.nn.functional.one_hot(x, V).float()
+        # z_i = MASK: y over all tokens, Q(y -> MASK) = 1 - gamma. The keep factor c cancels in s/r.
+        log_r_m = torch.log(stay * true + u)
+        log_s_m = torch.log(stay * p + u)
+        loss_m = (1 - self.gamma) * _bregman(log_s_m, log_r_m).sum(-1)
+        # z_i = token v: y over tokens b != v, Q(b -> v) = gamma / V.
+        z = c.z.clamp(max=V - 1)
+        cur = torch.nn.functional.one_hot(z, V).float()
+        p_cur = (p * cur).sum(-1, keepdim=True)
+        x_is_cur = (true * cur).sum(-1, keepdim=True)
+        log_r_v = torch.log(stay * true + u) - torch.log(stay * x_is_cur + u)
+        s_v = p_cur * u / (stay + u) + p * (stay + u) / u + (1 - p_cur - p)
+        loss_v = (self.gamma / V) * (_bregman(torch.log(s_v.clamp_min(1e-30)), log_r_v) * (1 - cur)).sum(-1)
+        loss = torch.where(c.masked, loss_m, loss_v) * self.dsigma(t_safe)
+        return torch.where(t > 0, loss, torch.zeros_like(loss))
+
+
+def _bregman(log_s: torch.Tensor, log_r: torch.Tensor) -> torch.Tensor:
+    """s - r log s + r (log r - 1) = r phi(s/r), phi(rho) = rho - 1 - log rho, in log space."""
+    log_rho = log_s - log_r
+    return torch.exp(log_r) * (torch.expm1(log_rho) - log_rho)
+
+
 def make_noise(cfg: NoiseConfig, vocab_size: int) -> NoiseProcess:
     if cfg.kind == "absorbing":
         return AbsorbingNoise(vocab_size)
@@ -152,4 +241,6 @@ def make_noise(cfg: NoiseConfig, vocab_size: int) -> NoiseProcess:
         return UniformNoise(vocab_size)
     if cfg.kind == "epsilon_hybrid":
         return EpsilonHybridNoise(vocab_size, cfg.epsilon, cfg.hybrid_lambda)
+    if cfg.kind == "gamma_hybrid":
+        return GammaHybridNoise(vocab_size, cfg.gamma)
     raise ValueError(f"unknown noise kind {cfg.kind!r}")

@@ -32,10 +32,9 @@ class DiffusionObjective:
         t = self.levels.sample(B, generator).to(x.device)  # [B, L]
         c = self.noise.corrupt(x, t, generator)
         logits, _ = model(c.z, t)
-        w = self.noise.token_weights(c, t)
-        nll = token_nll(logits, x)
-        loss = (w * nll).sum() / (B * L)
+        loss = self.noise.token_loss(logits, x, c, t).sum() / (B * L)
         with torch.no_grad():
+            nll = token_nll(logits, x)
             masked = c.masked.float().sum().clamp_min(1)
             stats = {"masked_frac": float(c.masked.float().mean()),
                      "masked_nll": float((nll * c.masked).sum() / masked)}
