@@ -178,6 +178,11 @@ def cmd_eval(args) -> int:
         raise ArdmError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = resolve_device(args.device)
     loaded = load(args.checkpoint, device=str(device))
+    if loaded.config.train.objective == "diffusion" and loaded.config.noise.kind == "uniform":
+        # a uniform-noise denoiser never sees MASK, so the absorbing NELBO says nothing about it;
+        # its own chain's discrete-time ELBO (SPEC §2.5, L_T) is not implemented yet
+        raise ArdmError("eval scores diffusion models with the absorbing NELBO, which is meaningless "
+                        "for a uniform-noise model (its own-chain ELBO, SPEC §2.5, is not implemented)")
     dcfg = loaded.config.data
     data = DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path})
     corpus = load_corpus(data)

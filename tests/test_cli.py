@@ -126,3 +126,12 @@ def test_table_renders_eval_results_and_refuses_other_files(capsys, tmp_path):
     bad.write_text("{}")
     code, _, err = run(capsys, "table", str(bad))
     assert_clear_error(code, err, "not an `ardm eval --json` result")
+
+
+def test_eval_refuses_uniform_noise_models(capsys, tmp_path):
+    run_dir = tmp_path / "u"
+    code, _, err = run(capsys, "train", "--recipe", "demo-char", *TINY, "--set", "noise.kind=uniform",
+                       "--out", str(run_dir), "--max-steps", "2")
+    assert code == 0, err
+    code, _, err = run(capsys, "eval", "--checkpoint", str(run_dir))
+    assert_clear_error(code, err, "uniform-noise model")
