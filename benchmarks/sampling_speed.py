@@ -60,14 +60,12 @@ def main() -> None:
         model = causal if name == "ar" else denoiser
         steps = args.length - 1 if name in SEQUENTIAL else args.steps
         for batch in map(int, args.batches.split(",")):
-            def run():
-                return generate(model, make_sampler(name), length=args.length, steps=steps, batch=batch,
-                                prompt=prompt, seed=0)
-            run()  # warm-up
+            kwargs = dict(length=args.length, steps=steps, batch=batch, prompt=prompt, seed=0)
+            generate(model, make_sampler(name), **kwargs)  # warm-up
             times, gen = [], None
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                gen = run()
+                gen = generate(model, make_sampler(name), **kwargs)
                 times.append(time.perf_counter() - t0)
             wall = statistics.median(times)
             generated = batch * (args.length - 1)
