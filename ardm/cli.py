@@ -94,6 +94,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (samples, NFE, overwrites, wall time)")
     p.add_argument("--trace", metavar="FILE", help="write a JSON trace of every step's writes and overwrites")
+    p.add_argument("--show", action="store_true",
+                   help="animate the refinement of the first sample in the terminal: masked positions "
+                        "dim, newly written tokens green, overwritten tokens highlighted red")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -230,7 +233,12 @@ def cmd_sample(args) -> int:
         batch = min(args.batch_size, args.num - first)
         g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
                      seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                     progress=not (args.json or args.no_progress), trace=bool(args.trace))
+                     progress=not (args.json or args.no_progress or args.show),
+                     trace=bool(args.trace or args.show))
+        if args.show and first == 0:
+            from .show import animate
+
+            animate(g.trace, tok, prompt.tolist())
         for b, row in enumerate(g.tokens.tolist()):
             overwrites = {"selected": g.overwrites_selected[b], "effective": g.overwrites_effective[b]}
             samples.append({"seed": args.seed + first + b, "text": tok.decode(row),

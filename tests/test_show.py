@@ -50,3 +50,19 @@ def test_animate_on_a_non_terminal_prints_one_frame_per_step_with_overwrite_coun
     total = sum(len(r["overwritten"][0]) + len(r["remasked"][0]) for r in g.trace["records"])
     assert f"{total} overwritten)" in frames_out[-1]
     assert "\x1b[" not in buf.getvalue()
+
+
+def test_cli_show_replays_every_step_of_the_first_sample(tmp_path, capsys):
+    from ardm.cli import main
+    from ardm.train import train
+
+    from .conftest import tiny_config
+
+    train(tiny_config(steps=4), tmp_path / "r", progress=False)
+    code = main(["sample", "--checkpoint", str(tmp_path / "r"), "--sampler", "gate", "--steps", "4",
+                 "--length", "12", "--prompt", "To", "--show", "--num", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    steps = [ln for ln in out.splitlines() if ln.startswith("--- gate  step")]
+    assert [ln.split()[3] for ln in steps][:4] == ["1/4", "2/4", "3/4", "4/4"]
+    assert out.count("--- seed ") == 2  # both samples are still printed after the animation
