@@ -1,0 +1,92 @@
+"""The budget planner's DP (SPEC §4.3) against brute force, its stated checks, and the estimator."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ardm.errors import ArdmError
+from ardm.planner import estimate_loss_components, plan_budget
+
+
+def brute_force(losses, K):
+    """Minimum over every boundary sequence 0 = t_0 <= ... <= t_K = D of sum (t_k - t_{k-1}) l_{t_{k-1}}."""
+    D = len(losses)
+    best = math.inf
+    for inner in itertools.combinations_with_replacement(range(D + 1), K - 1):
+        b = (0, *inner, D)
+        best = min(best, sum((b[i + 1] - b[i]) * losses[b[i]] for i in range(K) if b[i + 1] > b[i]))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("D,K", [(1, 1), (3, 2), (5, 2), (5, 3), (6, 4), (7, 7), (4, 6)])
+def test_dp_matches_brute_force(seed, D, K):
+    rng = np.random.default_rng(seed)
+    losses = np.sort(rng.uniform(0.1, 3.0, D))[::-1]  # losses usually fall as context grows
+    if seed % 2:
+        losses = rng.uniform(0.1, 3.0, D)  # and the DP must also be right when they do not
+    plan = plan_budget(losses, K)
+    assert plan.expected_nll == pytest.approx(brute_force(losses, K))
+    b = plan.boundaries
+    assert b[0] == 0 and b[-1] == D and len(b) == K + 1 and all(x <= y for x, y in zip(b, b[1:]))
+    realised = sum(n * losses[s] for s, n in zip(b, plan.step_sizes) if n)
+    assert realised == pytest.approx(plan.expected_nll)  # the returned policy achieves its cost
+
+
+def test_one_step_per_token_costs_the_sum_and_constant_losses_make_every_policy_equal():
+    losses = np.array([2.0, 1.5, 1.2, 1.0, 0.9])
+    assert plan_budget(losses, 5).expected_nll == pytest.approx(losses.sum())
+    assert plan_budget(losses, 5).step_sizes == [1] * 5
+    flat = np.full(6, 0.7)
+    assert {round(plan_budget(flat, k).expected_nll, 9) for k in range(1, 7)} == {round(6 * 0.7, 9)}
+
+
+def test_cost_is_non_increasing_in_the_budget():
+    losses = np.linspace(3.0, 0.5, 40)
+    costs = [plan_budget(losses, k).expected_nll for k in range(1, 41)]
+    assert all(a >= b - 1e-12 for a, b in zip(costs, costs[1:]))
+    assert costs[0] == pytest.approx(40 * 3.0)  # one step: everything from no context
+
+
+def test_bad_inputs():
+    with pytest.raises(ArdmError, match="budget"):
+        plan_budget([1.0, 2.0], 0)
+    with pytest.raises(ArdmError, match="finite"):
+        plan_budget([1.0, float("nan")], 2)
+    with pytest.raises(ArdmError, match="at least one"):
+        plan_budget([], 2)
+
+
+class KnownConditionals(torch.nn.Module):
+    """Predicts p(x_i) = softmax(theta) at every MASK, and knows visible tokens exactly."""
+
+    def __init__(self, V, theta):
+        super().__init__()
+        from ardm.config import ModelConfig
+
+        self.cfg = ModelConfig(vocab_size=V, n_layer=1, n_head=1, d_model=8, max_len=64)
+        self.theta = torch.nn.Parameter(theta)
+
+    def forward(self, tokens, t=None, pad_mask=None):
+        B, L = tokens.shape
+        return self.theta.expand(B, L, -1).clone(), torch.zeros(B, L, 1)
+
+
+def test_estimated_components_of_an_iid_model_equal_the_cross_entropy():
+    V, D = 4, 6
+    theta = torch.tensor([1.0, 0.0, -1.0, 0.5])
+    model = KnownConditionals(V, theta)
+    logp = theta.log_softmax(0)
+    windows = torch.randint(0, V, (30, D), generator=torch.Generator().manual_seed(0))
+    losses = estimate_loss_components(model, windows, repeats=2, batch_size=50)
+    # i.i.d. model: every position costs -log p(x_i) whatever is known, so l_t is the average over
+    # the unknown positions; with random orders it is the window-average cross-entropy in expectation
+    want = float(-logp[windows].mean())
+    assert losses.shape == (D,)
+    assert np.allclose(losses, want, atol=0.25)
+    assert losses[0] == pytest.approx(want, abs=1e-6)  # t = 0: every position unknown, exact
