@@ -14,11 +14,13 @@ checkpoint. `resolve` accepts either a checkpoint folder or a run directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,33 +76,26 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_checkpoint(folder: Path, cfg: RunConfig, weights: dict[str, torch.Tensor], tokenizer: Tokenizer,
-                     meta: dict[str, Any], training_state: dict | None = None,
-                     dtype: torch.dtype = torch.float32) -> Path:
-    """Write a complete checkpoint folder atomically (temporary sibling, then rename)."""
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder atomically: yields a temporary sibling to fill; on success its files are
+    fsynced and it is renamed into place (replacing an existing folder); on any error it is removed
+    and `folder` is left as it was."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in weights.items()}
-        save_file(tensors, tmp / MODEL_FILE, metadata={"format": "pt", "ardm_format": str(FORMAT_VERSION)})
-        (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
-        if training_state is not None:
-            torch.save(training_state, tmp / STATE_FILE)
-        files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())}
-        doc = {"format_version": FORMAT_VERSION, "ardm_version": __version__, "config": cfg.to_dict(),
-               "files": files, "meta": meta}
-        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        yield tmp
         for p in tmp.iterdir():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
         _fsync_dir(tmp)
-    except BaseException:  # a failed save leaves the previous checkpoint and no debris
+    except BaseException:  # a failed write leaves the previous folder and no debris
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if folder.exists():  # replacing an exported folder: move the old one aside first
+    if folder.exists():  # replacing a folder: move the old one aside first
         old = folder.with_name(f".{folder.name}.old{os.getpid()}")
         os.replace(folder, old)
         os.replace(tmp, folder)
@@ -108,7 +103,28 @@ def write_checkpoint(folder: Path, cfg: RunConfig, weights: dict[str, torch.Tens
     else:
         os.replace(tmp, folder)
     _fsync_dir(folder.parent)
-    return folder
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """{"sha256", "bytes"} of a file, as config.json and gate.json list them."""
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def write_checkpoint(folder: Path, cfg: RunConfig, weights: dict[str, torch.Tensor], tokenizer: Tokenizer,
+                     meta: dict[str, Any], training_state: dict | None = None,
+                     dtype: torch.dtype = torch.float32) -> Path:
+    """Write a complete checkpoint folder atomically (temporary sibling, then rename)."""
+    with atomic_folder(folder) as tmp:
+        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in weights.items()}
+        save_file(tensors, tmp / MODEL_FILE, metadata={"format": "pt", "ardm_format": str(FORMAT_VERSION)})
+        (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
+        if training_state is not None:
+            torch.save(training_state, tmp / STATE_FILE)
+        files = {p.name: file_record(p) for p in sorted(tmp.iterdir())}
+        doc = {"format_version": FORMAT_VERSION, "ardm_version": __version__, "config": cfg.to_dict(),
+               "files": files, "meta": meta}
+        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return Path(folder)
 
 
 def save_run_checkpoint(run_dir: Path, step: int, **kwargs) -> Path:

@@ -4,19 +4,21 @@
     normalise  s~ = (s - mu)/sqrt(v + 1e-6) with FROZEN statistics (sampling never depends on the batch)
     prior      r_i^(k) = sigmoid(alpha (tau(i) - k)),  tau(i) = (K/n)(i + delta)
     combine    p = 1 - (1 - u)(1 - r)  (noisy-OR; "max" and "product" for ablations)
-    scorers    u = GateScorer(GateInputs): LinearGate now; an MLP gate (SPEC §6.8 "learned") later
-               implements the same protocol.
+    scorers    u = GateScorer(GateInputs): LinearGate (softplus betas), MLPGate (SPEC §6.8 "learned"),
+               NoGate (u = 0); the first two are nn.Modules trained by ardm.gate_training.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from .errors import ArdmError
 
@@ -142,37 +144,94 @@ class GateInputs:
     signals: torch.Tensor  # [B, L, 3] normalised (H~, M~, Dl~)
     hidden: torch.Tensor  # [B, L, d] the denoiser's last hidden states
     rel_pos: torch.Tensor  # [L] i/n within the target (negative on the prompt)
-    progress: float  # k/K
+    progress: float | torch.Tensor  # k/K (a [B, 1] tensor when rows are at different steps)
     prior: torch.Tensor  # [B, L] r
 
 
 class GateScorer(Protocol):
-    """u = scorer(inputs) in [0, 1], shape [B, L]. LinearGate now; a learned MLP gate later."""
+    """u = scorer(inputs) in [0, 1], shape [B, L]: LinearGate, MLPGate (trainable nn.Modules), NoGate."""
 
     def __call__(self, inputs: GateInputs) -> torch.Tensor: ...
 
 
-@dataclass
-class LinearGate:
+def _softplus_inverse(b: float) -> float:
+    """The raw value whose softplus is b >= 0 (-inf for b = 0, where softplus gives exactly 0)."""
+    return -math.inf if b == 0 else b + math.log(-math.expm1(-b))
+
+
+class LinearGate(nn.Module):
     """u = sigmoid(b0 + bH H~ - bM M~ - bD Dl~) ([S0] §2.4). Defaults (untuned, SPEC §6.8 init):
     b0 = -4 (u ≈ 0.018 at average signals), bH = bM = bD = 1; bH, bM, bD >= 0 so that higher
-    entropy raises u and a larger margin or rising confidence lowers it."""
+    entropy raises u and a larger margin or rising confidence lowers it. The betas are
+    softplus-parameterised so gate training (SPEC §7) keeps them >= 0."""
 
-    b0: float = -4.0
-    b_h: float = 1.0
-    b_m: float = 1.0
-    b_d: float = 1.0
-    coef: tuple[float, ...] = field(init=False, repr=False)
+    kind = "linear"
 
-    def __post_init__(self) -> None:
-        if min(self.b_h, self.b_m, self.b_d) < 0:
-            raise ArdmError(f"linear gate: b_h, b_m, b_d must be >= 0, "
-                            f"got {self.b_h}, {self.b_m}, {self.b_d}")
-        self.coef = (self.b_h, -self.b_m, -self.b_d)
+    def __init__(self, b0: float = -4.0, b_h: float = 1.0, b_m: float = 1.0, b_d: float = 1.0):
+        super().__init__()
+        if min(b_h, b_m, b_d) < 0:
+            raise ArdmError(f"linear gate: b_h, b_m, b_d must be >= 0, got {b_h}, {b_m}, {b_d}")
+        self.b0 = nn.Parameter(torch.tensor(float(b0)))
+        self.raw_betas = nn.Parameter(torch.tensor([_softplus_inverse(float(b)) for b in (b_h, b_m, b_d)]))
 
-    def __call__(self, inputs: GateInputs) -> torch.Tensor:
-        w = torch.tensor(self.coef, dtype=inputs.signals.dtype, device=inputs.signals.device)
-        return torch.sigmoid(self.b0 + inputs.signals @ w)
+    @property
+    def betas(self) -> torch.Tensor:  # [3] (bH, bM, bD) >= 0
+        return F.softplus(self.raw_betas)
+
+    def hyperparameters(self) -> dict:
+        return {}
+
+    def forward(self, inputs: GateInputs) -> torch.Tensor:
+        sign = torch.tensor([1.0, -1.0, -1.0], device=self.b0.device)
+        w = (self.betas * sign).to(inputs.signals.dtype)
+        return torch.sigmoid(self.b0.to(inputs.signals.dtype) + inputs.signals @ w)
+
+
+MLP_HIDDEN = 128  # SPEC §6.8 "Added default": Linear(d + 6, 128) - GELU - Linear(128, 1)
+MLP_INIT_U = 0.02  # SPEC §6.8: final bias init logit(0.02), a gate that starts almost closed
+
+
+class MLPGate(nn.Module):
+    """The learned gate ([S0] §2.4, SPEC §6.8): u = sigmoid(MLP([LN(h) ; H~ ; M~ ; Dl~ ; i/n ; k/K ; r])).
+    h is detached (the denoiser stays frozen); the LayerNorm's affine parameters belong to the gate.
+    The last layer starts small (std 0.01) so u starts near 0.02 everywhere."""
+
+    kind = "mlp"
+
+    def __init__(self, d_model: int, hidden: int = MLP_HIDDEN, init_u: float = MLP_INIT_U):
+        super().__init__()
+        if d_model < 1 or hidden < 1 or not 0 < init_u < 1:
+            raise ArdmError(f"mlp gate: need d_model >= 1, hidden >= 1, 0 < init_u < 1, "
+                            f"got {d_model}, {hidden}, {init_u}")
+        self.d_model, self.hidden = d_model, hidden
+        self.norm = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model + 6, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        nn.init.normal_(self.mlp[-1].weight, std=0.01)
+        nn.init.constant_(self.mlp[-1].bias, math.log(init_u / (1 - init_u)))
+
+    def hyperparameters(self) -> dict:
+        return {"d_model": self.d_model, "hidden": self.hidden}
+
+    def forward(self, inputs: GateInputs) -> torch.Tensor:
+        sig = inputs.signals.float()
+        B, L, _ = sig.shape
+        h = self.norm(inputs.hidden.detach().float())  # [B, L, d]
+        rel = inputs.rel_pos.float().to(sig.device).expand(B, L)
+        prog = torch.as_tensor(inputs.progress, dtype=torch.float32, device=sig.device).expand(B, L)
+        feats = torch.cat([h, sig, rel[..., None], prog[..., None], inputs.prior.float()[..., None]], -1)
+        return torch.sigmoid(self.mlp(feats)[..., 0])
+
+
+SCORERS = {"linear": LinearGate, "mlp": MLPGate}
+
+
+def make_scorer(kind: str, d_model: int, **hyperparameters) -> nn.Module:
+    """A fresh trainable scorer: "linear" (SPEC §6.8 init) or "mlp" (for a denoiser of width d_model)."""
+    if kind == "linear":
+        return LinearGate(**hyperparameters)
+    if kind == "mlp":
+        return MLPGate(**{"d_model": d_model, **hyperparameters})
+    raise ArdmError(f"gate kind must be one of {tuple(SCORERS)}, got {kind!r}")
 
 
 class NoGate:

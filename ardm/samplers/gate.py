@@ -30,7 +30,8 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 @dataclass
 class GateOptions:
-    gate: str = "linear"  # "linear" | "none" (u = 0: prior only); a learned "mlp" gate comes later
+    gate: str = "linear"  # "linear" | "none" (u = 0: prior only) | "learned" (a trained gate, passed
+    #                       as scorer=/stats=; `ardm sample` loads the one beside the checkpoint)
     b0: float = -4.0  # linear gate (SPEC §6.8 init; untuned)
     b_h: float = 1.0
     b_m: float = 1.0
@@ -51,7 +52,7 @@ class GateOptions:
     collect_stats: bool = False  # accumulate raw signal sums in aux (for calibrate())
 
     def __post_init__(self) -> None:
-        _one_of("gate", self.gate, ("linear", "none"))
+        _one_of("gate", self.gate, ("linear", "none", "learned"))
         _one_of("combine", self.combine, COMBINE)
         _one_of("mask", self.mask, ("bernoulli", "threshold", "budget"))
         _one_of("fill", self.fill, ("all", "schedule"))
@@ -85,6 +86,9 @@ class GateSampler(Sampler):
                  stats: SignalStats | None = None, **kwargs):
         super().__init__(options, **kwargs)
         o = self.options
+        if o.gate == "learned" and scorer is None:
+            raise ArdmError("gate: gate='learned' needs a trained gate (ardm.gate_store.load_gate, or "
+                            "`ardm sample` with a gate trained by `ardm train-gate` beside the checkpoint)")
         self.scorer = scorer or (NoGate() if o.gate == "none" else LinearGate(o.b0, o.b_h, o.b_m, o.b_d))
         self.stats = stats or (SignalStats.load(o.stats_file) if o.stats_file else SignalStats())
 
