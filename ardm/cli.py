@@ -97,6 +97,43 @@ def _add_sample(sub) -> None:
     p.add_argument("--show", action="store_true",
                    help="animate the refinement of the first sample in the terminal: masked positions "
                         "dim, newly written tokens green, overwritten tokens highlighted red")
+    p.add_argument("--gate", metavar="DIR",
+                   help="--sampler gate: a gate folder from `ardm train-gate` (default: the checkpoint's "
+                        "gate/ folder if any, else the linear default gate; --set gate=linear|learned|none "
+                        "chooses explicitly)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_train_gate(sub) -> None:
+    p = sub.add_parser(
+        "train-gate", help="train the overwrite gate of a frozen diffusion denoiser",
+        description="Train a Dynamic Overwrite Gate (SPEC §7) for a frozen bidirectional denoiser on "
+                    "teacher-anchored drafts of its training corpus. The gate (gate.safetensors + "
+                    "gate.json + metrics.jsonl) goes to --out, by default the gate/ folder inside the "
+                    "checkpoint folder, where `ardm sample --sampler gate` finds it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or run directory (bidirectional)")
+    p.add_argument("--data", help="corpus (default: the one the checkpoint was trained on)")
+    p.add_argument("--out", help="gate folder (default: CHECKPOINT/gate)")
+    p.add_argument("--kind", default="mlp", help="mlp (learned) or linear")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=32, help="drafts per step")
+    p.add_argument("--lr", type=float, default=0.0, help="AdamW learning rate (0: 1e-3 linear, 3e-4 mlp)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler-steps", type=int, default=64,
+                   help="K of the drafts' gate sampler (use the --steps you will sample with)")
+    p.add_argument("--rollout", type=int, default=4, help="J: drafts run 1..J gate-sampler steps")
+    p.add_argument("--lambda-aux", type=float, default=1.0)
+    p.add_argument("--lambda-step", type=float, default=1.0)
+    p.add_argument("--lambda-sparse", type=float, default=0.05)
+    p.add_argument("--lambda-tv", type=float, default=0.05)
+    p.add_argument("--mask", default="relaxed",
+                   help="mask in the sparsity term: relaxed (Gumbel-sigmoid), straight_through or expected")
+    p.add_argument("--eval-interval", type=int, default=50, help="validation every N steps")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="gate sampler option of the drafts, stored as the gate's default "
+                        "(prior, alpha, delta, combine, mask, theta, fill, mode, y_tilde)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -107,6 +144,20 @@ def _add_misc(sub) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p = sub.add_parser(
+        "plan", help="parallel-generation budget plan (order-agnostic ARDM dynamic program, SPEC §4.3)",
+        description="Estimate the per-step loss components l_t of a diffusion checkpoint on held-out "
+                    "windows, then choose for each budget K which steps generate how many tokens "
+                    "(Hoogeboom et al.'s dynamic program) and print the predicted bits/token.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--budget", required=True, help="steps K, or a comma-separated list of budgets")
+    p.add_argument("--data", help="corpus (default: the checkpoint's); its validation split is used")
+    p.add_argument("--windows", type=int, default=16, help="validation windows used to estimate l_t")
+    p.add_argument("--repeats", type=int, default=1, help="random orders per window")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("table", help="markdown table of `ardm eval --json` result files (for the README)")
     p.add_argument("files", nargs="+", help="JSON files written by `ardm eval --json`")
     p = sub.add_parser("demo", help="the offline demo: a short train-and-sample run on bundled text",
@@ -126,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_sample(sub)
+    _add_train_gate(sub)
     _add_misc(sub)
     return parser
 
@@ -215,16 +267,28 @@ def cmd_sample(args) -> int:
     import torch
 
     from .checkpoint import atomic_write_text, load
+    from .gate_store import gate_sampler
     from .generate import generate
-    from .samplers import make_sampler, parse_options
+    from .samplers import SAMPLERS, make_sampler, parse_options
     from .train import resolve_device
 
-    sampler = make_sampler(args.sampler, **parse_options(args.sampler, args.set))
+    explicit = parse_options(args.sampler, args.set)
+    if args.sampler != "gate":
+        if args.gate:
+            raise ArdmError("--gate applies to --sampler gate only")
+        sampler = make_sampler(args.sampler, **explicit)
+    else:
+        SAMPLERS["gate"].Options(**explicit)  # bad options fail before the checkpoint is read
     for flag in ("num", "steps", "batch_size"):
         if getattr(args, flag) < 1:
             raise ArdmError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
+    device = resolve_device(args.device)
+    loaded = load(args.checkpoint, device=str(device))
     model, tok = loaded.model, loaded.tokenizer
+    if args.sampler == "gate":
+        sampler, note = gate_sampler(loaded.path, explicit, args.gate, device)
+        if note:
+            print(note, file=sys.stderr)
     sampler.check_model(model.cfg.attention, loaded.config.noise.kind)
     length = args.length if args.length is not None else min(loaded.config.data.seq_len, model.cfg.max_len)
     prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
@@ -263,6 +327,25 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_train_gate(args) -> int:
+    from .gate_training import GateTrainConfig, train_gate
+    from .samplers import parse_options
+
+    cfg = GateTrainConfig(kind=args.kind, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          seed=args.seed, sampler_steps=args.sampler_steps, rollout=args.rollout,
+                          lambda_aux=args.lambda_aux,
+                          lambda_step=args.lambda_step, lambda_sparse=args.lambda_sparse,
+                          lambda_tv=args.lambda_tv, mask=args.mask, eval_interval=args.eval_interval,
+                          sampler=parse_options("gate", args.set))
+    result = train_gate(args.checkpoint, cfg, out=args.out, data=args.data, device=args.device,
+                        progress=not args.no_progress)
+    keys = ("L_aux", "L_step", "mean_p", "overwrite_rate", "precision", "recall")
+    for when in ("initial", "final"):
+        print(f"{when:8s} " + "  ".join(f"{k} {result[when][k]:.4f}" for k in keys))
+    print(f"gate ({result['kind']}, {result['steps']} steps, {result['elapsed_s']:.1f} s): {result['out']}")
+    return 0
+
+
 def cmd_recipes(args) -> int:
     from .recipes import RECIPES
 
@@ -285,6 +368,49 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from .checkpoint import load
+    from .config import DataConfig
+    from .data import encode, eval_blocks, load_corpus
+    from .planner import estimate_loss_components, plan_budget
+    from .train import resolve_device
+
+    try:
+        budgets = [int(b) for b in args.budget.split(",")]
+    except ValueError:
+        raise ArdmError(f"--budget must be an integer or a comma-separated list, "
+                        f"got {args.budget!r}") from None
+    if min(budgets) < 1 or args.windows < 1 or args.repeats < 1:
+        raise ArdmError("--budget, --windows and --repeats must be >= 1")
+    loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
+    if loaded.config.model.attention == "causal":
+        raise ArdmError("plan needs a diffusion (bidirectional) checkpoint, not a causal AR model")
+    dcfg = loaded.config.data
+    corpus = load_corpus(DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path}))
+    windows = eval_blocks(encode(loaded.tokenizer, corpus.val), dcfg.seq_len)[: args.windows]
+    D = windows.shape[1]
+    if max(budgets) > D:
+        raise ArdmError(f"budget {max(budgets)} exceeds the {D} tokens of a sequence")
+    losses = estimate_loss_components(loaded.model, windows, repeats=args.repeats, seed=args.seed)
+    plans = [plan_budget(losses, k) for k in budgets]
+    rows = [{"budget": p.budget, "predicted_bits_per_token": p.bits_per_token(),
+             "expected_nll_nats": p.expected_nll, "step_sizes": p.step_sizes} for p in plans]
+    if args.json:
+        print(json.dumps({"checkpoint": str(loaded.path), "sequence_length": D, "windows": len(windows),
+                          "repeats": args.repeats, "data_sha256": corpus.sha256,
+                          "loss_components_nats": [round(float(v), 5) for v in losses], "plans": rows},
+                         indent=2))
+        return 0
+    print(f"{loaded.config.recipe}: l_t from {len(windows)} validation windows x {args.repeats} orders "
+          f"(l_0 = {losses[0]:.3f}, l_{D - 1} = {losses[-1]:.3f} nats)")
+    for r in rows:
+        sizes = [n for n in r["step_sizes"] if n]
+        shown = ", ".join(map(str, sizes[:12])) + (", ..." if len(sizes) > 12 else "")
+        print(f"K = {r['budget']:4d}: predicted {r['predicted_bits_per_token']:.3f} bits/token; "
+              f"tokens per step: {shown}")
+    return 0
+
+
 def cmd_table(args) -> int:
     from .report import likelihood_table
 
@@ -298,8 +424,9 @@ def cmd_demo(args) -> int:
     return run_demo(Path(args.out), args.max_steps)
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "recipes": cmd_recipes,
-            "export": cmd_export, "table": cmd_table, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "train-gate": cmd_train_gate,
+            "recipes": cmd_recipes,
+            "export": cmd_export, "table": cmd_table, "plan": cmd_plan, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

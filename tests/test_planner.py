@@ -90,3 +90,22 @@ def test_estimated_components_of_an_iid_model_equal_the_cross_entropy():
     assert losses.shape == (D,)
     assert np.allclose(losses, want, atol=0.25)
     assert losses[0] == pytest.approx(want, abs=1e-6)  # t = 0: every position unknown, exact
+
+
+def test_cli_plan_prints_one_line_per_budget_and_refuses_bad_budgets(tmp_path, capsys):
+    from ardm.cli import main
+    from ardm.train import train
+
+    from .conftest import tiny_config
+
+    train(tiny_config(steps=4), tmp_path / "r", progress=False)
+    code = main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "1,4,16", "--windows", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("K = ")]
+    assert [int(ln.split()[2][:-1]) for ln in lines] == [1, 4, 16]
+    bits = [float(ln.split("predicted ")[1].split()[0]) for ln in lines]
+    assert bits[0] >= bits[1] >= bits[2]  # more steps never cost more (same l_t)
+    assert main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "99"]) == 2
+    assert "exceeds the 16 tokens" in capsys.readouterr().err
+    assert main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "x"]) == 2
