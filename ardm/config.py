@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ArdmError
 
-NOISE_KINDS = ("absorbing", "uniform", "epsilon_hybrid", "gamma_hybrid")
+NOISE_KINDS = ("absorbing", "uniform", "epsilon_hybrid", "gamma_hybrid", "order_agnostic")
 SCHEDULE_FAMILIES = ("flat", "ar_diffusion", "block", "quenched_ar", "sliding")
 OBJECTIVES = ("diffusion", "causal")
 

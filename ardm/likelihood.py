@@ -58,6 +58,22 @@ def absorbing_nelbo(model, x: torch.Tensor, draws: int, generator: torch.Generat
 
 
 @torch.no_grad()
+def order_nll(model, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Exact -log p(x | order) of a fixed generation order (SPEC §4.2(i)): D passes, one per
+    variable, each scoring order[k] given the variables order[:k]. x [B, D], order [D] -> [B] nats."""
+    B, D = x.shape
+    mask_id = model.cfg.vocab_size
+    z = torch.full_like(x, mask_id)
+    total = torch.zeros(B, dtype=torch.float64)
+    for k, pos in enumerate(order.tolist()):
+        t = torch.full((B, D), (D - k) / D, device=x.device)
+        logits, _ = model(z, t)
+        total += token_nll(logits[:, pos:pos + 1], x[:, pos:pos + 1])[:, 0].double().cpu()
+        z[:, pos] = x[:, pos]
+    return total
+
+
+@torch.no_grad()
 def causal_nll(model, windows: torch.Tensor) -> torch.Tensor:
     """Exact NLL (nats) of windows[:, 1:] given the previous tokens. [W, L + 1] -> [W]"""
     logits, _ = model(windows[:, :-1])

@@ -228,6 +228,39 @@ class GammaHybridNoise(NoiseProcess):
         return torch.where(t > 0, loss, torch.zeros_like(loss))
 
 
+class OrderAgnosticNoise(NoiseProcess):
+    """Order-agnostic ARDM (Hoogeboom et al.; SPEC §4.1) as exact-count absorbing noise.
+
+    A sequence with level t gets exactly m = ceil(t D) of its D positions masked (a uniformly random
+    subset, i.e. the not-yet-generated part of a random order with D - m variables known) and
+    weight D/m on each masked position: with t ~ U(0, 1], m ~ U{1..D}, and the per-sequence loss
+    (D/m) sum_{masked} -log p(x_k | x_known) is the unbiased one-draw estimate of the any-order
+    NLL bound (ardm's loss divides by D per token). Settled positions (t = 0) stay clean; levels
+    are read per sequence from the first active position (flat training schedules).
+    """
+
+    name = "order_agnostic"
+
+    def corrupt(self, x, t, generator=None):
+        B, D = x.shape
+        level = t.max(1).values  # per-sequence level (flat schedules: the same at every position)
+        m = (level * D).ceil().clamp(1, D).long()
+        rank = _rand(x.shape, generator, x.device).argsort(1).argsort(1)
+        masked = (rank < m[:, None]) & (t > 0)
+        z = torch.where(masked, torch.full_like(x, self.mask_id), x)
+        return Corruption(z, masked, torch.zeros_like(masked))
+
+    def marginal(self, x, t):
+        # exactly ceil(tD) of D positions are masked, so each position is masked w.p. ceil(tD)/D
+        D = x.shape[-1]
+        p = ((t * D).ceil().clamp(1, D) / D)[..., None]
+        return (1 - p) * self._onehot(x) + p * self._onehot(torch.full_like(x, self.mask_id))
+
+    def token_weights(self, c, t):
+        count = c.masked.sum(1, keepdim=True).clamp_min(1).float()
+        return torch.where(c.masked, c.masked.shape[1] / count, torch.zeros_like(t))
+
+
 def _bregman(log_s: torch.Tensor, log_r: torch.Tensor) -> torch.Tensor:
     """s - r log s + r (log r - 1) = r phi(s/r), phi(rho) = rho - 1 - log rho, in log space."""
     log_rho = log_s - log_r
@@ -243,4 +276,6 @@ def make_noise(cfg: NoiseConfig, vocab_size: int) -> NoiseProcess:
         return EpsilonHybridNoise(vocab_size, cfg.epsilon, cfg.hybrid_lambda)
     if cfg.kind == "gamma_hybrid":
         return GammaHybridNoise(vocab_size, cfg.gamma)
+    if cfg.kind == "order_agnostic":
+        return OrderAgnosticNoise(vocab_size)
     raise ValueError(f"unknown noise kind {cfg.kind!r}")

@@ -69,6 +69,15 @@ def shakespeare_char_ar() -> RunConfig:
     return _ar_twin(shakespeare_char(), "shakespeare-char-ar")
 
 
+def shakespeare_char_oa() -> RunConfig:
+    """Tiny Shakespeare, characters; order-agnostic ARDM (Hoogeboom et al.; exact-count masking)."""
+    cfg = shakespeare_char()
+    cfg.recipe = "shakespeare-char-oa"
+    cfg.noise = NoiseConfig(kind="order_agnostic")
+    cfg.model.time_conditioning = "none"  # the mask pattern tells the model how much is known
+    return cfg
+
+
 def wikitext2_bpe() -> RunConfig:
     """WikiText-2 with an 8k byte-level BPE; epsilon-hybrid diffusion (sized for a GPU)."""
     return _diffusion(
@@ -99,6 +108,7 @@ def demo_char_ar() -> RunConfig:
 RECIPES: dict[str, Callable[[], RunConfig]] = {
     "shakespeare-char": shakespeare_char,
     "shakespeare-char-ar": shakespeare_char_ar,
+    "shakespeare-char-oa": shakespeare_char_oa,
     "wikitext2-bpe": wikitext2_bpe,
     "wikitext2-bpe-ar": wikitext2_bpe_ar,
     "demo-char": demo_char,
