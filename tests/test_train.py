@@ -131,3 +131,16 @@ def test_two_process_torchrun_ends_with_identical_weights(tmp_path):
     assert ckpt.meta["world_size"] == 2
     # both ranks saw different data but one global batch: tokens count both ranks
     assert ckpt.meta["tokens"] == 8 * 4 * 16 * 2
+
+
+@pytest.mark.parametrize("family", ["flat", "ar_diffusion", "block", "quenched_ar", "sliding"])
+@pytest.mark.parametrize("kind", ["absorbing", "uniform", "epsilon_hybrid", "gamma_hybrid", "order_agnostic"])
+def test_every_noise_trains_with_every_schedule_family(tmp_path, family, kind):
+    cfg = tiny_config(steps=3)
+    cfg.noise.kind, cfg.schedule.family = kind, family
+    cfg.schedule.block_width, cfg.schedule.steps = 4, 4
+    result = train(cfg, tmp_path / "r", progress=False)
+    losses = _train_losses(tmp_path / "r")
+    assert result["step"] == 3 and len(losses) == 3
+    assert all(v == v and abs(v) < 1e6 for v in losses.values())  # finite
+    assert result["val_elbo_bits_per_token"] > 0
