@@ -50,7 +50,12 @@ def _add_eval(sub) -> None:
     p.add_argument("--data", help="corpus (default: the one the checkpoint was trained on)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val",
                    help="which split of the corpus (the same deterministic split as training)")
-    p.add_argument("--draws", type=int, default=8, help="Monte-Carlo draws of t per window (diffusion)")
+    p.add_argument("--draws", type=int, default=8,
+                   help="Monte-Carlo draws of t per window (nelbo) or random orders per window (exact-order)")
+    p.add_argument("--estimator", choices=("nelbo", "exact-order"), default="nelbo",
+                   help="diffusion models: the MDLM NELBO bound, or the exact NLL of random generation "
+                        "orders (SPEC §4.2(i); sequence-length passes per order: use --max-windows)")
+    p.add_argument("--max-windows", type=int, default=0, help="score only the first N windows (0: all)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -245,7 +250,8 @@ def cmd_eval(args) -> int:
     torch.manual_seed(args.seed)
     report = evaluate_text(loaded.model, loaded.tokenizer, text, dcfg.seq_len, draws=args.draws,
                            batch_size=args.batch_size, seed=args.seed, device=str(device),
-                           progress=not args.json)
+                           progress=not args.json, estimator=args.estimator.replace("-", "_"),
+                           max_windows=args.max_windows)
     result = {"checkpoint": str(loaded.path), "recipe": loaded.config.recipe, "data": data.path,
               "split": args.split, "data_sha256": corpus.sha256, **report.to_dict()}
     if args.json:

@@ -82,3 +82,21 @@ def test_trained_order_agnostic_model_exact_order_nll_is_close_to_the_elbo(tmp_p
                          for s in range(4)]).mean()
     bound = absorbing_nelbo(m.model, x, 16, torch.Generator().manual_seed(0)).mean()
     assert exact.item() == pytest.approx(bound.item(), rel=0.1)
+
+
+def test_cli_exact_order_estimator(tmp_path, capsys):
+    import json
+
+    from ardm.cli import main
+    from ardm.train import train
+
+    from .conftest import tiny_config
+
+    cfg = tiny_config(steps=3)
+    cfg.noise.kind = "order_agnostic"
+    train(cfg, tmp_path / "r", progress=False)
+    assert main(["eval", "--checkpoint", str(tmp_path / "r"), "--estimator", "exact-order",
+                 "--max-windows", "3", "--draws", "2", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["estimator"] == "exact NLL of 2 random order(s) per window"
+    assert rep["windows"] == 3 and rep["tokens"] == 3 * 16 and rep["bits_per_char"] > 0
