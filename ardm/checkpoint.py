@@ -68,12 +68,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager
@@ -108,6 +103,15 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
 def file_record(path: Path) -> dict[str, Any]:
     """{"sha256", "bytes"} of a file, as config.json and gate.json list them."""
     return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def write_checkpoint(folder: Path, cfg: RunConfig, weights: dict[str, torch.Tensor], tokenizer: Tokenizer,

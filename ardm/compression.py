@@ -1,0 +1,167 @@
+"""Lossless compression with an order-agnostic / absorbing denoiser and rANS (SPEC §4.5).
+
+Text is tokenized and cut into blocks of the model's sequence length. Each block is generated in a
+fixed random order (seeded by the block index) in K parallel steps of equal size; step k's
+distributions depend only on the variables of earlier steps, so the encoder runs the K passes,
+then pushes each step's symbols in reverse order onto an ANS stack (`constriction`), and the
+decoder pops step by step, running pass k once steps < k are decoded. Encoder and decoder share
+one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-identical
+probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
+the model's NLL is one coder state per file. File: magic, a JSON header (denoiser sha256, byte and
+token counts, budget, word count), then the 32-bit words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ArdmError
+
+MAGIC = b"ARDMZ\x01"
+FORMAT_VERSION = 1
+
+
+@contextmanager
+def _single_thread():
+    # floating-point reductions may depend on the thread count: pin it so encode == decode
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def step_bounds(n: int, budget: int) -> list[int]:
+    """Known-variable counts after each of min(budget, n) equal parallel steps: 0 = b_0 < ... = n."""
+    k = max(1, min(budget, n))
+    return [round(i * n / k) for i in range(k + 1)]
+
+
+def _order(n: int, block: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(1_000_003 + block))
+
+
+@torch.no_grad()
+def _run_block(model, n: int, block: int, budget: int, choose) -> torch.Tensor:
+    """Generate one block step by step; `choose(k, probs [m, V] float64) -> symbols [m]`."""
+    order, bounds = _order(n, block), step_bounds(n, budget)
+    z = torch.full((1, n), model.cfg.vocab_size, dtype=torch.long)
+    for k in range(len(bounds) - 1):
+        pos = order[bounds[k]:bounds[k + 1]]
+        t = torch.full((1, n), (n - bounds[k]) / n)
+        logits, _ = model(z, t)
+        probs = logits[0, pos].double().softmax(-1).numpy()
+        z[0, pos] = torch.as_tensor(np.asarray(choose(k, probs), dtype=np.int64))
+    return z[0]
+
+
+@dataclass
+class CompressionStats:
+    tokens: int
+    chars: int
+    bytes_in: int
+    bytes_out: int
+    model_nll_bits: float  # sum of -log2 p(symbol) under the plan: the ideal code length
+
+    @property
+    def bits_per_char(self) -> float:
+        return 8 * self.bytes_out / max(self.chars, 1)
+
+    @property
+    def overhead(self) -> float:
+        """Real payload bits over the model's NLL, minus 1 (the header excluded)."""
+        return (8 * self.bytes_out) / max(self.model_nll_bits, 1e-9) - 1
+
+
+def _model_sha(loaded) -> str:
+    from .checkpoint import MODEL_FILE, read_checkpoint
+
+    return read_checkpoint(loaded.path, verify=False).files[MODEL_FILE]["sha256"]
+
+
+def compress(data: bytes, loaded, budget: int = 0) -> tuple[bytes, CompressionStats]:
+    """Compress UTF-8 bytes with a loaded checkpoint (`ardm.load`). budget 0 = one token per step."""
+    import constriction
+
+    model, tok = loaded.model, loaded.tokenizer
+    if model.cfg.attention == "causal":
+        raise ArdmError("compression needs a diffusion (bidirectional) checkpoint")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArdmError(f"input is not UTF-8 text (byte {e.start}); "
+                        "this tokenizer cannot encode it") from None
+    ids = tok.encode(text) if text else []
+    if tok.decode(ids) != text:
+        raise ArdmError("the tokenizer does not round-trip this input exactly, "
+                        "so it cannot be compressed losslessly")
+    L = loaded.config.data.seq_len
+    budget = budget or L
+    cat = constriction.stream.model.Categorical(perfect=False)
+    coder = constriction.stream.stack.AnsCoder()  # one stack for the whole file: no per-block overhead
+    nll_bits = 0.0
+    starts = list(range(0, len(ids), L))
+    with _single_thread():
+        for b in reversed(range(len(starts))):  # last block first, so the decoder pops block 0 first
+            x = torch.tensor(ids[starts[b]:starts[b] + L])
+            steps: list[tuple[np.ndarray, np.ndarray]] = []
+            bounds, order = step_bounds(len(x), budget), _order(len(x), b)
+
+            def known(k, probs, x=x, steps=steps, bounds=bounds, order=order):
+                sym = x[order[bounds[k]:bounds[k + 1]]].numpy().astype(np.int32)
+                steps.append((sym, probs))
+                return sym
+
+            _run_block(model, len(x), b, budget, known)
+            for sym, probs in reversed(steps):  # ANS is a stack: last step first
+                coder.encode_reverse(sym, cat, probs)
+                nll_bits += float(-np.log2(probs[np.arange(len(sym)), sym]).sum())
+    words = coder.get_compressed()
+    header = json.dumps({"format": FORMAT_VERSION, "model_sha256": _model_sha(loaded), "bytes": len(data),
+                         "tokens": len(ids), "seq_len": L, "budget": budget,
+                         "words": int(len(words))}).encode()
+    payload = np.asarray(words, dtype="<u4").tobytes()
+    out = MAGIC + struct.pack("<I", len(header)) + header + payload
+    return out, CompressionStats(len(ids), len(text), len(data), len(payload), nll_bits)
+
+
+def decompress(blob: bytes, loaded) -> bytes:
+    import constriction
+
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+        raise ArdmError("not an ardm compressed file (bad magic)")
+    (hlen,) = struct.unpack("<I", blob[len(MAGIC):len(MAGIC) + 4])
+    try:
+        header = json.loads(blob[len(MAGIC) + 4:len(MAGIC) + 4 + hlen])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ArdmError("compressed file header is damaged or truncated") from None
+    if header.get("format") != FORMAT_VERSION:
+        raise ArdmError(f"compressed file format {header.get('format')} is not supported")
+    if header["model_sha256"] != _model_sha(loaded):
+        raise ArdmError("this file was compressed with another checkpoint (model sha256 "
+                        f"{header['model_sha256'][:12]}..., this checkpoint {_model_sha(loaded)[:12]}...)")
+    body = blob[len(MAGIC) + 4 + hlen:]
+    if len(body) % 4 or len(body) // 4 != header["words"]:
+        raise ArdmError(f"compressed file is truncated ({len(body) // 4} of {header['words']} words)")
+    L, budget, n_tokens = header["seq_len"], header["budget"], header["tokens"]
+    cat = constriction.stream.model.Categorical(perfect=False)
+    coder = constriction.stream.stack.AnsCoder(np.frombuffer(body, dtype="<u4").astype(np.uint32))
+    ids: list[int] = []
+    with _single_thread():
+        for b in range(math.ceil(n_tokens / L)):
+            n = min(L, n_tokens - b * L)
+            block = _run_block(loaded.model, n, b, budget, lambda k, probs: coder.decode(cat, probs))
+            ids += block.tolist()
+    data = loaded.tokenizer.decode(ids).encode("utf-8")
+    if len(data) != header["bytes"]:
+        raise ArdmError("decompressed size differs from the header: wrong checkpoint or damaged file")
+    return data
+

@@ -1,0 +1,82 @@
+"""Lossless compression (SPEC §4.5): exact round trips and refusal of wrong or damaged input."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+
+import ardm
+from ardm.compression import compress, decompress
+from ardm.errors import ArdmError
+from ardm.train import train
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cz") / "run"
+    train(tiny_config(steps=20), run, progress=False)
+    return ardm.load(run)
+
+
+def _inputs(tok):
+    chars = tok.chars
+    rng = random.Random(0)
+    return {
+        "empty": "",
+        "one char": chars[5],
+        "long run": "e" * 100,
+        "every symbol": "".join(chars),
+        "random": "".join(rng.choice(chars) for _ in range(70)),
+        "real text": "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate:",
+    }
+
+
+@pytest.mark.parametrize("budget", [0, 1, 5])
+def test_round_trip_is_exact(ckpt, budget):
+    for name, text in _inputs(ckpt.tokenizer).items():
+        data = text.encode("utf-8")
+        blob, stats = compress(data, ckpt, budget)
+        assert decompress(blob, ckpt) == data, name
+        assert stats.tokens == len(text)
+
+
+def test_payload_is_close_to_the_model_nll(ckpt):
+    data = ("Friends, Romans, countrymen, lend me your ears; " * 4).encode()
+    blob, stats = compress(data, ckpt, 0)
+    assert 8 * stats.bytes_out >= stats.model_nll_bits  # no code beats the model on its own symbols
+    assert 8 * stats.bytes_out <= stats.model_nll_bits + 96  # one ANS state for the whole file
+
+
+def test_wrong_checkpoint_truncation_and_bad_input_are_refused(ckpt, tmp_path):
+    blob, _ = compress(b"To be, or not to be", ckpt)
+    with pytest.raises(ArdmError, match="truncated"):
+        decompress(blob[:-4], ckpt)
+    with pytest.raises(ArdmError, match="magic"):
+        decompress(b"hello", ckpt)
+    other_run = tmp_path / "other"
+    train(tiny_config(steps=2), other_run, progress=False)
+    with pytest.raises(ArdmError, match="another checkpoint"):
+        decompress(blob, ardm.load(other_run))
+    with pytest.raises(ArdmError, match="not UTF-8"):
+        compress(b"\xff\xfe", ckpt)
+    with pytest.raises(ArdmError, match="outside the tokenizer"):
+        compress("日本".encode(), ckpt)
+
+
+def test_cli_round_trip(ckpt, tmp_path, capsys):
+    from ardm.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("Now is the winter of our discontent", encoding="utf-8")
+    run = tmp_path / "ck"
+    shutil.copytree(ckpt.path, run)
+    assert main(["compress", str(src), str(tmp_path / "c.ardmz"), "--checkpoint", str(run)]) == 0
+    assert "bits/char" in capsys.readouterr().out
+    back = tmp_path / "back.txt"
+    assert main(["decompress", str(tmp_path / "c.ardmz"), str(back), "--checkpoint", str(run)]) == 0
+    assert back.read_bytes() == src.read_bytes()
+    assert main(["compress", str(tmp_path / "missing"), str(tmp_path / "x"), "--checkpoint", str(run)]) == 2
