@@ -1,0 +1,89 @@
+"""Compression benchmark: the real rANS bitstream of `ardm compress` against the model's NLL
+(overhead) and against gzip -9, xz -9, zstd -19 and brotli (when installed), at several budgets,
+with throughput. Prints a table and writes JSON.
+
+    python benchmarks/compression.py --checkpoint runs/shakespeare-char-oa \\
+        --data ../shared/data/tinyshakespeare/input.txt --chars 10000 --budgets 16,64,256
+
+The input is the first --chars characters of the corpus's validation split (held out from training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import lzma
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import ardm
+from ardm.compression import compress, decompress
+from ardm.config import DataConfig
+from ardm.data import load_corpus
+
+
+def baselines(data: bytes) -> dict[str, int]:
+    out = {"gzip -9": len(gzip.compress(data, 9)), "xz -9": len(lzma.compress(data, preset=9))}
+    tools = (("zstd -19", ["zstd", "-19", "-c", "-q"]), ("brotli -q 11", ["brotli", "-q", "11", "-c"]))
+    for name, cmd in tools:
+        if shutil.which(cmd[0]):
+            out[name] = len(subprocess.run(cmd, input=data, capture_output=True, check=True).stdout)
+    try:
+        import brotli  # optional Python package
+
+        out.setdefault("brotli -q 11", len(brotli.compress(data, quality=11)))
+    except ImportError:
+        pass
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", help="corpus (default: the checkpoint's)")
+    ap.add_argument("--chars", type=int, default=10000)
+    ap.add_argument("--budgets", default="16,64,256")
+    ap.add_argument("--out", default="runs/bench/compression.json")
+    args = ap.parse_args()
+    loaded = ardm.load(args.checkpoint)
+    dcfg = loaded.config.data
+    corpus = load_corpus(DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path}))
+    text = corpus.val[: args.chars]
+    data = text.encode("utf-8")
+    rows = []
+    for budget in map(int, args.budgets.split(",")):
+        t0 = time.perf_counter()
+        blob, st = compress(data, loaded, budget)
+        t1 = time.perf_counter()
+        assert decompress(blob, loaded) == data, "round trip failed"
+        t2 = time.perf_counter()
+        rows.append({"budget": budget, "bits_per_char": 8 * len(blob) / len(text),
+                     "payload_bits_per_char": st.bits_per_char,
+                     "model_nll_bits_per_char": st.model_nll_bits / len(text), "overhead": st.overhead,
+                     "encode_kb_per_s": len(data) / 1024 / (t1 - t0),
+                     "decode_kb_per_s": len(data) / 1024 / (t2 - t1)})
+    base = {k: 8 * v / len(text) for k, v in baselines(data).items()}
+    result = {"benchmark": "compression", "checkpoint": str(loaded.path), "chars": len(text),
+              "bytes": len(data), "data_sha256": corpus.sha256, "ardm": rows,
+              "baselines_bits_per_char": base}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"{len(text):,} held-out characters of {corpus.source} ({loaded.config.recipe})")
+    cols = ("bits/char", "model NLL", "overhead", "enc KB/s", "dec KB/s")
+    print(f"{'coder':22s} " + " ".join(f"{c:>9s}" for c in cols))
+    for r in rows:
+        name = f"ardm, K={r['budget']}"
+        print(f"{name:22s} {r['bits_per_char']:9.3f} {r['model_nll_bits_per_char']:9.3f} "
+              f"{r['overhead']:+9.2%} {r['encode_kb_per_s']:9.2f} {r['decode_kb_per_s']:9.2f}")
+    for name, bpc in base.items():
+        print(f"{name:22s} {bpc:9.3f}")
+    print("(ardm bits/char include the file header; overhead compares the payload with the model NLL)")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
