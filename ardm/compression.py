@@ -7,13 +7,13 @@ then pushes each step's symbols in reverse order onto an ANS stack (`constrictio
 decoder pops step by step, running pass k once steps < k are decoded. Encoder and decoder share
 one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-identical
 probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
-the model's NLL is one coder state per file. File: magic, a JSON header (denoiser sha256, byte and
-token counts, budget, word count), then the 32-bit words.
+the model's NLL is one coder state per file. File: magic, a 65-byte binary header (`HEADER`:
+version, denoiser sha256, byte and token counts, block length, budget, word count), then the
+32-bit words.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from contextlib import contextmanager
@@ -24,8 +24,10 @@ import torch
 
 from .errors import ArdmError
 
-MAGIC = b"ARDMZ\x01"
+MAGIC = b"ARDMZ"
 FORMAT_VERSION = 1
+# version, denoiser sha256 (32 bytes), input bytes, tokens, block length, budget, 32-bit words
+HEADER = struct.Struct("<B32sQQIIQ")
 
 
 @contextmanager
@@ -125,30 +127,28 @@ def compress(data: bytes, loaded, budget: int = 0) -> tuple[bytes, CompressionSt
                 coder.encode_reverse(sym, cat, probs)
                 nll_bits += float(-np.log2(probs[np.arange(len(sym)), sym]).sum())
     words = coder.get_compressed()
-    header = json.dumps({"format": FORMAT_VERSION, "model_sha256": _model_sha(loaded), "bytes": len(data),
-                         "tokens": len(ids), "seq_len": L, "budget": budget,
-                         "words": int(len(words))}).encode()
+    header = HEADER.pack(FORMAT_VERSION, bytes.fromhex(_model_sha(loaded)), len(data), len(ids), L, budget,
+                         int(len(words)))
     payload = np.asarray(words, dtype="<u4").tobytes()
-    out = MAGIC + struct.pack("<I", len(header)) + header + payload
+    out = MAGIC + header + payload
     return out, CompressionStats(len(ids), len(text), len(data), len(payload), nll_bits)
 
 
 def decompress(blob: bytes, loaded) -> bytes:
     import constriction
 
-    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+    if not blob.startswith(MAGIC):
         raise ArdmError("not an ardm compressed file (bad magic)")
-    (hlen,) = struct.unpack("<I", blob[len(MAGIC):len(MAGIC) + 4])
-    try:
-        header = json.loads(blob[len(MAGIC) + 4:len(MAGIC) + 4 + hlen])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ArdmError("compressed file header is damaged or truncated") from None
-    if header.get("format") != FORMAT_VERSION:
-        raise ArdmError(f"compressed file format {header.get('format')} is not supported")
-    if header["model_sha256"] != _model_sha(loaded):
-        raise ArdmError("this file was compressed with another checkpoint (model sha256 "
-                        f"{header['model_sha256'][:12]}..., this checkpoint {_model_sha(loaded)[:12]}...)")
-    body = blob[len(MAGIC) + 4 + hlen:]
+    if len(blob) < len(MAGIC) + HEADER.size:
+        raise ArdmError("compressed file is truncated (incomplete header)")
+    version, sha, n_bytes, n_tokens, L, budget, n_words = HEADER.unpack_from(blob, len(MAGIC))
+    if version != FORMAT_VERSION:
+        raise ArdmError(f"compressed file format {version} is not supported")
+    if sha.hex() != _model_sha(loaded):
+        raise ArdmError(f"this file was compressed with another checkpoint (model sha256 "
+                        f"{sha.hex()[:12]}..., this checkpoint {_model_sha(loaded)[:12]}...)")
+    header = {"bytes": n_bytes, "tokens": n_tokens, "seq_len": L, "budget": budget, "words": n_words}
+    body = blob[len(MAGIC) + HEADER.size:]
     if len(body) % 4 or len(body) // 4 != header["words"]:
         raise ArdmError(f"compressed file is truncated ({len(body) // 4} of {header['words']} words)")
     L, budget, n_tokens = header["seq_len"], header["budget"], header["tokens"]
