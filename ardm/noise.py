@@ -30,6 +30,11 @@ class Corruption:
     replaced: torch.Tensor  # [B, L] bool: visible and chosen for uniform resampling (may redraw x_i)
 
 
+def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-log q(target) per position, in fp32. logits [B, L, V], target [B, L] -> [B, L]"""
+    return torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+
+
 class NoiseProcess:
     name = "base"
 
@@ -48,11 +53,13 @@ class NoiseProcess:
     def token_weights(self, c: Corruption, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def token_loss(self, logits: torch.Tensor, x: torch.Tensor, c: Corruption,
-                   t: torch.Tensor) -> torch.Tensor:
-        """Per-token training loss [B, L]; the default is w_i * -log q_theta(x_i | z)."""
-        nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), x, reduction="none")
-        return self.token_weights(c, t) * nll
+    def token_loss(self, logits: torch.Tensor, x: torch.Tensor, c: Corruption, t: torch.Tensor,
+                   nll: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token training loss [B, L]; the default is w_i * -log q_theta(x_i | z).
+
+        nll: token_nll(logits, x) if the caller already has it (the objective logs it too).
+        """
+        return self.token_weights(c, t) * (token_nll(logits, x) if nll is None else nll)
 
     # helpers shared by the processes
     def _random_tokens(self, shape, generator, device) -> torch.Tensor:
@@ -204,9 +211,10 @@ class GammaHybridNoise(NoiseProcess):
     def token_weights(self, c, t):
         raise NotImplementedError("gamma-hybrid trains with score entropy, not weighted cross-entropy")
 
-    def token_loss(self, logits, x, c, t):
-        # settled positions (t = 0) have u = 0 and log 0 = -inf; compute on a clamped level and mask
-        # afterwards, so their NaNs cannot leak into the gradient through torch.where
+    def token_loss(self, logits, x, c, t, nll=None):
+        # (score entropy does not use `nll`.) Settled positions (t = 0) have u = 0 and log 0 = -inf;
+        # compute on a clamped level and mask afterwards, so their NaNs cannot leak into the
+        # gradient through torch.where
         t_safe = t.float().clamp_min(1e-4)
         _, stay, u = (v[..., None] for v in self._clocks(t_safe))  # [B, L, 1]
         p = logits.float().softmax(-1)  # model's x0 posterior [B, L, V]

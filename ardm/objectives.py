@@ -7,16 +7,12 @@ per-token loss in nats plus a few statistics for the log.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .config import RunConfig
-from .noise import make_noise
+from .noise import make_noise, token_nll
 from .schedules import TrainingLevels
 
-
-def token_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """-log q(target) per position, in fp32. logits [B, L, V], target [B, L] -> [B, L]"""
-    return F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+__all__ = ["CausalObjective", "DiffusionObjective", "make_objective", "token_nll"]
 
 
 class DiffusionObjective:
@@ -32,9 +28,10 @@ class DiffusionObjective:
         t = self.levels.sample(B, generator).to(x.device)  # [B, L]
         c = self.noise.corrupt(x, t, generator)
         logits, _ = model(c.z, t)
-        loss = self.noise.token_loss(logits, x, c, t).sum() / (B * L)
+        nll = token_nll(logits, x)  # once per step: the loss and the logged statistics share it
+        loss = self.noise.token_loss(logits, x, c, t, nll=nll).sum() / (B * L)
         with torch.no_grad():
-            nll = token_nll(logits, x)
+            nll = nll.detach()
             masked = c.masked.float().sum().clamp_min(1)
             stats = {"masked_frac": float(c.masked.float().mean()),
                      "masked_nll": float((nll * c.masked).sum() / masked)}

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .errors import ArdmError
+from .noise import token_nll
 
 
 @dataclass
@@ -95,7 +96,7 @@ def estimate_loss_components(model, windows: torch.Tensor, *, repeats: int = 1, 
         z = torch.where(known, x, torch.full_like(x, mask_id)).to(device)
         level = ((D - known_t).float() / D)[:, None].expand(-1, D).to(device)
         logits, _ = model(z, level)
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x.to(device), reduction="none").cpu()
+        nll = token_nll(logits, x.to(device)).cpu()
         per_row = (nll * ~known).sum(1) / (~known).sum(1)
         sums.index_add_(0, known_t, per_row.double())
         counts.index_add_(0, known_t, torch.ones(len(chunk), dtype=torch.float64))
