@@ -237,8 +237,7 @@ def cmd_eval(args) -> int:
     import torch
 
     from .checkpoint import load
-    from .config import DataConfig
-    from .data import load_corpus
+    from .data import load_corpus_like
     from .likelihood import evaluate_text
     from .train import resolve_device
 
@@ -254,21 +253,20 @@ def cmd_eval(args) -> int:
         raise ArdmError("eval scores diffusion models with the absorbing NELBO, which is meaningless "
                         "for a uniform-noise model (its own-chain ELBO, SPEC §2.5, is not implemented)")
     dcfg = loaded.config.data
-    data = DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path})
-    corpus = load_corpus(data)
+    corpus = load_corpus_like(dcfg, args.data)
     text = {"val": corpus.val, "train": corpus.train, "all": corpus.train + corpus.val}[args.split]
     torch.manual_seed(args.seed)
     report = evaluate_text(loaded.model, loaded.tokenizer, text, dcfg.seq_len, draws=args.draws,
                            batch_size=args.batch_size, seed=args.seed, device=str(device),
                            progress=not args.json, estimator=args.estimator.replace("-", "_"),
                            max_windows=args.max_windows)
-    result = {"checkpoint": str(loaded.path), "recipe": loaded.config.recipe, "data": data.path,
+    result = {"checkpoint": str(loaded.path), "recipe": loaded.config.recipe, "data": corpus.source,
               "split": args.split, "data_sha256": corpus.sha256, **report.to_dict()}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         se = f" ± {report.bits_per_char_se:.4f}" if report.bits_per_char_se else ""
-        print(f"{loaded.config.recipe} on {data.path} [{args.split}]: {report.estimator}\n"
+        print(f"{loaded.config.recipe} on {corpus.source} [{args.split}]: {report.estimator}\n"
               f"  bits/char  {report.bits_per_char:.4f}{se}\n"
               f"  bits/token {report.bits_per_token:.4f}\n"
               f"  perplexity {'bound ' if report.draws > 1 or 'NELBO' in report.estimator else ''}"
@@ -386,8 +384,7 @@ def cmd_export(args) -> int:
 
 def cmd_plan(args) -> int:
     from .checkpoint import load
-    from .config import DataConfig
-    from .data import encode, eval_blocks, load_corpus
+    from .data import encode, eval_blocks, load_corpus_like
     from .planner import estimate_loss_components, plan_budget
     from .train import resolve_device
 
@@ -402,7 +399,7 @@ def cmd_plan(args) -> int:
     if loaded.config.model.attention == "causal":
         raise ArdmError("plan needs a diffusion (bidirectional) checkpoint, not a causal AR model")
     dcfg = loaded.config.data
-    corpus = load_corpus(DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path}))
+    corpus = load_corpus_like(dcfg, args.data)
     windows = eval_blocks(encode(loaded.tokenizer, corpus.val), dcfg.seq_len)[: args.windows]
     D = windows.shape[1]
     if max(budgets) > D:

@@ -18,6 +18,7 @@ from the start, so it is deterministic and covers the split once.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -109,6 +110,11 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     if not corpus.train.strip():
         raise ArdmError(f"corpus {path} is empty")
     return corpus
+
+
+def load_corpus_like(cfg: DataConfig, path: str | None = None) -> Corpus:
+    """The corpus of a run's data config, or another corpus read and split the same way."""
+    return load_corpus(dataclasses.replace(cfg, path=path or cfg.path))
 
 
 def _split_text(text: str, val_fraction: float, source: str) -> Corpus:

@@ -23,8 +23,7 @@ from typing import Any
 import torch
 
 from .checkpoint import atomic_folder, load_model, load_tokenizer, read_checkpoint
-from .config import DataConfig
-from .data import BlockSampler, encode, load_corpus
+from .data import BlockSampler, encode, load_corpus_like
 from .errors import ArdmError
 from .gate_store import DEPLOY_OPTIONS, GATE_DIR, write_gate_files
 from .gates import GateInputs, NoGate, SignalStats, combine, make_scorer, maturity_prior, normalise, signals
@@ -342,7 +341,7 @@ def train_gate(checkpoint: str | Path, cfg: GateTrainConfig | None = None, *, ou
     model.requires_grad_(False)
     tok = load_tokenizer(ckpt)
     dcfg = ckpt.config.data
-    corpus = load_corpus(DataConfig(**{**dcfg.__dict__, "path": data or dcfg.path}))
+    corpus = load_corpus_like(dcfg, data)
     n = min(dcfg.seq_len, model.cfg.max_len)
     blocks = BlockSampler(encode(tok, corpus.train), n, cfg.seed)
     mask_id, K, J = model.cfg.vocab_size, cfg.sampler_steps, cfg.rollout

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import ardm
 from ardm.compression import compress, decompress
-from ardm.config import DataConfig
-from ardm.data import load_corpus
+from ardm.data import load_corpus_like
 
 
 def baselines(data: bytes) -> dict[str, int]:
@@ -50,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = ardm.load(args.checkpoint)
     dcfg = loaded.config.data
-    corpus = load_corpus(DataConfig(**{**dcfg.__dict__, "path": args.data or dcfg.path}))
+    corpus = load_corpus_like(dcfg, args.data)
     text = corpus.val[: args.chars]
     data = text.encode("utf-8")
     rows = []
