@@ -144,9 +144,10 @@ def decompress(blob: bytes, loaded) -> bytes:
     version, sha, n_bytes, n_tokens, L, budget, n_words = HEADER.unpack_from(blob, len(MAGIC))
     if version != FORMAT_VERSION:
         raise ArdmError(f"compressed file format {version} is not supported")
-    if sha.hex() != _model_sha(loaded):
+    expected = _model_sha(loaded)
+    if sha.hex() != expected:
         raise ArdmError(f"this file was compressed with another checkpoint (model sha256 "
-                        f"{sha.hex()[:12]}..., this checkpoint {_model_sha(loaded)[:12]}...)")
+                        f"{sha.hex()[:12]}..., this checkpoint {expected[:12]}...)")
     header = {"bytes": n_bytes, "tokens": n_tokens, "seq_len": L, "budget": budget, "words": n_words}
     body = blob[len(MAGIC) + HEADER.size:]
     if len(body) % 4 or len(body) // 4 != header["words"]:
