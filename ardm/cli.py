@@ -149,6 +149,8 @@ def _add_misc(sub) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
+    p.add_argument("--metrics", metavar="FILE",
+                   help="an `ardm eval --json` result to record in the export's meta as its validation metrics")
     p = sub.add_parser(
         "plan", help="parallel-generation budget plan (order-agnostic ARDM dynamic program, SPEC §4.3)",
         description="Estimate the per-step loss components l_t of a diffusion checkpoint on held-out "
@@ -173,12 +175,23 @@ def _add_misc(sub) -> None:
         if name == "compress":
             p.add_argument("--budget", type=int, default=0,
                            help="parallel steps per block (0: one token per step, the best ratio)")
-    p = sub.add_parser("table", help="markdown table of `ardm eval --json` result files (for the README)")
-    p.add_argument("files", nargs="+", help="JSON files written by `ardm eval --json`")
-    p = sub.add_parser("demo", help="the offline demo: a short train-and-sample run on bundled text",
+    p = sub.add_parser("table", help="markdown table of result files (eval JSONs or a compare results.json; for the README)")
+    p.add_argument("files", nargs="+", help="JSON files written by `ardm eval --json`, or a compare/demo results.json")
+    p = sub.add_parser("demo", help="the offline demo: samplers compared on the bundled checkpoints (report + plots)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--max-steps", type=int, default=300)
+    p.add_argument("--out", default="runs/demo", help="report folder (default: runs/demo)")
+    p.add_argument("--num", type=int, default=32, help="samples per sampler and budget")
+    p.add_argument("--nfe", default="16,32,64", help="comma-separated NFE budgets")
+    p.add_argument("--tokens", type=int, default=64, help="characters generated per sample (>= the largest budget "
+                   "runs l2r only where it equals it)")
+    p.add_argument("--checkpoints", default=None, help="folder holding the bundled checkpoints (default: checkpoints/)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_compare(sub) -> None:
+    from .cli_compare import add_compare_parsers
+
+    add_compare_parsers(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_sample(sub)
     _add_train_gate(sub)
+    _add_compare(sub)
     _add_misc(sub)
     return parser
 
@@ -376,6 +390,11 @@ def cmd_export(args) -> int:
     ckpt = read_checkpoint(args.checkpoint)
     weights = read_weights(ckpt)
     meta = {**ckpt.meta, "exported_from": str(ckpt.path), "dtype": "float16" if args.fp16 else "float32"}
+    if args.metrics:
+        try:
+            meta["validation"] = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ArdmError(f"--metrics {args.metrics}: not a readable JSON file ({e})") from None
     write_checkpoint(Path(args.out), ckpt.config, weights, load_tokenizer(ckpt), meta,
                      dtype=torch.float16 if args.fp16 else torch.float32)
     print(f"exported {ckpt.path} -> {args.out}")
@@ -446,22 +465,32 @@ def cmd_compress(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from .report import likelihood_table
+    from .report import table
 
-    print(likelihood_table(args.files))
+    print(table(args.files))
     return 0
+
+
+def cmd_compare(args) -> int:
+    from .cli_compare import cmd_compare as run
+
+    return run(args)
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), args.max_steps)
+    from .cli_compare import parse_budgets
+
+    kwargs = {"checkpoints": Path(args.checkpoints)} if args.checkpoints else {}
+    return run_demo(Path(args.out), num=args.num, nfe=parse_budgets(args.nfe), tokens=args.tokens,
+                    progress=not args.no_progress, **kwargs)
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "train-gate": cmd_train_gate,
             "recipes": cmd_recipes,
             "export": cmd_export, "table": cmd_table, "plan": cmd_plan, "compress": cmd_compress,
-            "decompress": cmd_compress, "demo": cmd_demo}
+            "decompress": cmd_compress, "demo": cmd_demo, "compare": cmd_compare, "ablate": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

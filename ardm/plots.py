@@ -35,3 +35,124 @@ def plot_training_curves(runs: dict[str, Path], out_png: Path) -> Path:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _by_label(runs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: r["nfe"]):
+        out.setdefault(r["label"], []).append(r)
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, loss) points no other point beats on both, by increasing cost."""
+    front, best = [], float("inf")
+    for c, v in sorted(points):
+        if v < best:
+            front.append((c, v))
+            best = v
+    return front
+
+
+def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
+    """The compare report's figures: quality vs NFE (with entropy), the Pareto frontier, overwrites
+    per step, a steps x positions heatmap of revisions, and time per revision."""
+    plt = _pyplot()
+    runs, data = results["runs"], results.get("data") or {}
+    groups = _by_label(runs)
+    paths = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        paths.append(out / name)
+
+    fig, (ax_q, ax_h) = plt.subplots(1, 2, figsize=(12, 4.6))
+    for label, rs in groups.items():
+        x = [r["nfe"] for r in rs]
+        y = [r["gen_ppl"] for r in rs]
+        err = [[r["gen_ppl"] - r["gen_ppl_ci"][0] for r in rs], [r["gen_ppl_ci"][1] - r["gen_ppl"] for r in rs]]
+        line = ax_q.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+        ax_h.errorbar(x, [r["entropy"] for r in rs], marker="o", capsize=3, color=line[0].get_color(), label=label,
+                      yerr=[[r["entropy"] - r["entropy_ci"][0] for r in rs], [r["entropy_ci"][1] - r["entropy"] for r in rs]])
+    if "gen_ppl" in data:
+        ax_q.axhline(data["gen_ppl"], color="k", ls="--", lw=1, label="held-out data")
+        ax_h.axhline(data["entropy"], color="k", ls="--", lw=1, label="held-out data")
+        tol = results["config"]["entropy_tolerance"]
+        ax_h.axhspan(ax_h.get_ylim()[0], data["entropy"] - tol, color="red", alpha=0.08, label="flagged: low entropy")
+    ax_q.set(xscale="log", xlabel="NFE (denoiser passes per sample)", ylabel="generative perplexity (lower is better)",
+             title="quality vs compute")
+    ax_h.set(xscale="log", xlabel="NFE", ylabel="unigram entropy, nats", title="sample entropy (read gen-PPL with it)")
+    for ax in (ax_q, ax_h):
+        ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
+        ax.grid(alpha=0.3)
+    ax_q.legend(fontsize=8)
+    save(fig, "quality_vs_nfe.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for i, (label, rs) in enumerate(groups.items()):
+        color = f"C{i % 10}"  # hollow markers: runs flagged for low entropy (not on the frontier)
+        for low in (False, True):
+            pts = [(r["nfe"], r["gen_ppl"]) for r in rs if flag(r) == low]
+            if pts:
+                ax.scatter(*zip(*pts), edgecolors=color, facecolors="none" if low else color,
+                           label=None if low else label)
+    front = pareto_front([(r["nfe"], r["gen_ppl"]) for r in runs if not flag(r)])
+    if front:
+        ax.step(*zip(*front), where="post", color="k", lw=1.2, label="Pareto frontier (entropy-matched runs)")
+    ax.set(xscale="log", xlabel="NFE", ylabel="generative perplexity", title="Pareto frontier: gen-PPL vs NFE")
+    ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, "pareto.png")
+
+    top = max(r["nfe_budget"] for r in runs)
+    revising = [r for r in runs if r["nfe_budget"] == top and r["overwrites_per_sample"] > 0]
+    fig, (ax_s, ax_k) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for r in revising:
+        ax_s.plot(range(1, len(r["overwrites_by_step"]) + 1), r["overwrites_by_step"], label=r["label"])
+    for label, rs in groups.items():
+        ax_k.plot([r["nfe"] for r in rs], [r["overwrites_per_step"] for r in rs], marker="o", label=label)
+    ax_s.set(xlabel="step k", ylabel="effective overwrites per sample", title=f"overwrites at each step (NFE {top})")
+    ax_k.set(xscale="log", xlabel="NFE", ylabel="overwrites per step", title="mean overwrites per step vs budget")
+    for ax in (ax_s, ax_k):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    save(fig, "overwrites_per_step.png")
+
+    if revising:
+        cols = min(3, len(revising))
+        rows = -(-len(revising) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+        for ax, r in zip(axes.flat, revising, strict=False):
+            im = ax.imshow(r["heatmap"], aspect="auto", origin="lower", cmap="magma", interpolation="nearest")
+            ax.set(title=r["label"], xlabel="position in the sequence", ylabel="step k")
+            fig.colorbar(im, ax=ax, label="overwrites per sample")
+        for ax in list(axes.flat)[len(revising):]:
+            ax.axis("off")
+        fig.suptitle(f"where and when tokens are revised (NFE {top})")
+        save(fig, "focus_heatmap.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, rs in groups.items():
+        pts = [(r["nfe"], 1000 * r["s_per_revision"]) for r in rs if r["s_per_revision"]]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="NFE", ylabel="ms of sampling per effective overwrite",
+           title="time per revision (wall time / overwrites)")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    save(fig, "time_per_revision.png")
+    return paths

@@ -25,7 +25,7 @@ class ToyModel(nn.Module):
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, tokens, t=None, pad_mask=None):
-        self.calls.append((tokens.clone(), t.clone()))
+        self.calls.append((tokens.clone(), None if t is None else t.clone()))
         logits = self.fn(tokens, len(self.calls)).float()
         return logits, torch.zeros(*tokens.shape, 4)
 

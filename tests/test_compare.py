@@ -1,0 +1,166 @@
+"""`ardm compare` / `ardm ablate` / `ardm table` end to end on tiny trained models (no ../shared)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from ardm.ablations import ABLATIONS, ablation_specs
+from ardm.cli import main
+from ardm.compare import CompareConfig, SamplerSpec, run_compare
+from ardm.compare_report import best_by_budget, low_entropy
+from ardm.errors import ArdmError
+from ardm.train import train
+from tests.conftest import tiny_config
+
+PLOTS = ("quality_vs_nfe.png", "pareto.png", "overwrites_per_step.png", "time_per_revision.png")
+
+
+def schema() -> dict:
+    return json.loads(resources.files("ardm").joinpath("schemas/compare_results.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    train(tiny_config(steps=8), root / "den", progress=False)
+    train(tiny_config("ar", steps=8), root / "ar", progress=False)
+    return root / "den", root / "ar"
+
+
+@pytest.fixture(scope="module")
+def compared(models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp")
+    cfg = CompareConfig(checkpoint=str(models[0]), reference=str(models[1]), nfe=[2, 4], num=3, tokens=4,
+                        samplers=["l2r", "fixed", "gate", "remdm", "ar", "argmax-gate=gate:argmax=true"],
+                        batch_size=2)
+    return run_compare(cfg, out, progress=False), out
+
+
+def test_results_validate_against_the_schema_and_carry_provenance(compared):
+    results, out = compared
+    on_disk = json.loads((out / "results.json").read_text())
+    jsonschema.validate(on_disk, schema())
+    assert len(on_disk["git_commit"]) in (40, 7) or on_disk["git_commit"] == "unknown"
+    assert on_disk["seeds"] == [0, 1, 2]
+    assert on_disk["config"]["samplers"][0] == "l2r"
+    assert on_disk["checkpoint"]["recipe"] == "demo-char"
+    # the bundled corpus is the tiny models' corpus: held-out statistics come with its checksum
+    assert len(on_disk["data"]["data_sha256"]) == 64
+
+
+def test_every_sampler_runs_at_every_usable_budget(compared):
+    results, _ = compared
+    runs = {(r["label"], r["nfe_budget"]) for r in results["runs"]}
+    for label in ("fixed", "gate", "remdm", "argmax-gate"):
+        assert {(label, 2), (label, 4)} <= runs
+    # one position per step: l2r / ar only where K = n = 4, and the skip is reported with its reason
+    assert ("l2r", 4) in runs and ("ar", 4) in runs and ("l2r", 2) not in runs
+    assert any(s["label"] == "l2r" and s["nfe_budget"] == 2 and "exactly" in s["reason"]
+               for s in results["skipped"])
+
+
+def test_same_seeds_and_counts_per_run(compared):
+    results, _ = compared
+    for r in results["runs"]:
+        assert [s["seed"] for s in r["samples"]] == [0, 1, 2]
+        assert all(s["gen_tokens"] == 4 for s in r["samples"])  # char model: 4 tokens scored per sample
+        assert r["nfe"] >= 1 and r["gen_ppl"] > 0
+        if r["sampler"] in ("l2r", "ar", "fixed"):  # these never revise a visible token
+            assert r["overwrites_per_sample"] == 0 and r["fraction_revised"] == 0
+            assert r["s_per_revision"] is None
+        assert sum(map(len, r["overwrites_by_step"] and [r["overwrites_by_step"]])) >= 1
+
+
+def test_summary_and_plots_are_written(compared):
+    results, out = compared
+    text = (out / "summary.md").read_text()
+    assert "## Best at each budget" in text and "## The gate against `fixed` and `l2r`" in text
+    assert "- NFE 2: gate gen-PPL" in text
+    for name in PLOTS:
+        assert (out / name).stat().st_size > 1000
+    best = best_by_budget(results)
+    for K, r in best.items():
+        assert r is None or (r["nfe_budget"] == K and not low_entropy(r, results))
+
+
+def test_low_entropy_runs_are_flagged_and_never_best():
+    run = {"label": "rep", "sampler": "fixed", "nfe_budget": 8, "gen_ppl": 1.0, "entropy": 0.5}
+    good = {"label": "ok", "sampler": "gate", "nfe_budget": 8, "gen_ppl": 9.0, "entropy": 2.0}
+    results = {"config": {"nfe": [8], "entropy_tolerance": 0.1}, "data": {"entropy": 2.05}, "runs": [run, good]}
+    assert low_entropy(run, results) and not low_entropy(good, results)
+    assert best_by_budget(results)[8]["label"] == "ok"
+    # without held-out text the AR reference's own samples set the bar
+    results = {**results, "data": {"skipped": "no text"},
+               "runs": [run, good, {"label": "ar", "sampler": "ar", "nfe_budget": 8, "gen_ppl": 3.0, "entropy": 2.0}]}
+    assert low_entropy(run, results) and best_by_budget(results)[8]["label"] == "ar"
+
+
+def test_sampler_specs_parse_labels_aliases_and_options():
+    s = SamplerSpec.parse("gate-learned")
+    assert (s.label, s.name, s.options) == ("gate-learned", "gate", {"gate": "learned"})
+    s = SamplerSpec.parse("no entropy=gate:b_h=0")
+    assert (s.label, s.name, s.options["b_h"]) == ("no entropy", "gate", 0.0) and s.calibrated
+    s = SamplerSpec.parse("remdm:strategy=loop")
+    assert (s.label, s.options) == ("remdm:strategy=loop", {"strategy": "loop"})
+    s = SamplerSpec.parse("g=gate-learned:path=/x/gate")
+    assert s.gate_path == "/x/gate" and not s.calibrated
+    with pytest.raises(ArdmError, match="unknown sampler"):
+        SamplerSpec.parse("nope")
+    with pytest.raises(ArdmError, match="no option"):
+        SamplerSpec.parse("fixed:bogus=1")
+
+
+def test_every_ablation_is_a_valid_spec():
+    for spec in ablation_specs():
+        SamplerSpec.parse(spec)
+    assert len(ablation_specs(["no entropy"], ["x=fixed"])) == 2
+    with pytest.raises(ArdmError, match="unknown ablation"):
+        ablation_specs(["no such thing"])
+    assert all("=" not in k and "," not in k for k in ABLATIONS)
+
+
+def test_cli_compare_ablate_and_table(models, tmp_path, capsys):
+    den, ar = models
+    common = ["--checkpoint", str(den), "--reference", str(ar), "--nfe", "2", "--num", "2", "--tokens", "3",
+              "--no-progress"]
+    assert main(["ablate", *common, "--only", "no entropy,prior only (u 0),u only (no prior)",
+                 "--out", str(tmp_path / "abl")]) == 0
+    res = json.loads((tmp_path / "abl" / "results.json").read_text())
+    assert res["kind"] == "ablate" and [r["label"] for r in res["runs"]] == [
+        "no entropy", "prior only (u 0)", "u only (no prior)"]
+    jsonschema.validate(res, schema())
+    capsys.readouterr()
+    assert main(["table", str(tmp_path / "abl" / "results.json")]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| NFE | sampler |") and "| no entropy" in table
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--samplers", "fixed,nope"], "unknown sampler"),
+    (["--samplers", "fixed", "--nfe", "0"], "NFE budgets must be >= 1"),
+    (["--samplers", "fixed", "--nfe", "a,b"], "comma-separated integers"),
+    (["--samplers", "fixed,fixed"], "labels must be unique"),
+    (["--samplers", "fixed", "--tokens", "500"], "exceed the denoiser's context"),
+    (["--samplers", "fixed", "--num", "0"], "num must be >= 1"),
+    (["--samplers", "fixed,gate-learned", "--nfe", "2", "--tokens", "4"], "no trained gate"),
+])
+def test_cli_compare_bad_input(models, tmp_path, capsys, extra, message):
+    den, ar = models
+    code = main(["compare", "--checkpoint", str(den), "--reference", str(ar), "--num", "1", "--no-progress",
+                 "--out", str(tmp_path / "o"), *extra])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_cli_compare_refuses_swapped_models(models, tmp_path, capsys):
+    den, ar = models
+    code = main(["compare", "--checkpoint", str(den), "--reference", str(den), "--no-progress",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "not a causal" in capsys.readouterr().err
+    code = main(["compare", "--checkpoint", str(ar), "--reference", str(ar), "--no-progress",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "causal model" in capsys.readouterr().err
