@@ -150,7 +150,7 @@ def _add_misc(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
     p.add_argument("--metrics", metavar="FILE",
-                   help="an `ardm eval --json` result to record in the export's meta as its validation metrics")
+                   help="an `ardm eval --json` result, recorded in the export's meta as validation metrics")
     p = sub.add_parser(
         "plan", help="parallel-generation budget plan (order-agnostic ARDM dynamic program, SPEC §4.3)",
         description="Estimate the per-step loss components l_t of a diffusion checkpoint on held-out "
@@ -175,16 +175,17 @@ def _add_misc(sub) -> None:
         if name == "compress":
             p.add_argument("--budget", type=int, default=0,
                            help="parallel steps per block (0: one token per step, the best ratio)")
-    p = sub.add_parser("table", help="markdown table of result files (eval JSONs or a compare results.json; for the README)")
-    p.add_argument("files", nargs="+", help="JSON files written by `ardm eval --json`, or a compare/demo results.json")
-    p = sub.add_parser("demo", help="the offline demo: samplers compared on the bundled checkpoints (report + plots)",
+    p = sub.add_parser("table", help="markdown table of result files (eval JSONs or a compare results.json)")
+    p.add_argument("files", nargs="+", help="`ardm eval --json` files, or a compare/demo results.json")
+    p = sub.add_parser("demo", help="the offline demo: samplers compared on the bundled checkpoints",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="report folder (default: runs/demo)")
     p.add_argument("--num", type=int, default=32, help="samples per sampler and budget")
     p.add_argument("--nfe", default="16,32,64", help="comma-separated NFE budgets")
-    p.add_argument("--tokens", type=int, default=64, help="characters generated per sample (>= the largest budget "
-                   "runs l2r only where it equals it)")
-    p.add_argument("--checkpoints", default=None, help="folder holding the bundled checkpoints (default: checkpoints/)")
+    p.add_argument("--tokens", type=int, default=64,
+                   help="characters generated per sample (l2r runs only at the budget equal to it)")
+    p.add_argument("--checkpoints", default=None,
+                   help="folder holding the bundled checkpoints (default: checkpoints/ of the repository)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -478,9 +479,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
-
     from .cli_compare import parse_budgets
+    from .demo import run_demo
 
     kwargs = {"checkpoints": Path(args.checkpoints)} if args.checkpoints else {}
     return run_demo(Path(args.out), num=args.num, nfe=parse_budgets(args.nfe), tokens=args.tokens,

@@ -74,7 +74,8 @@ class SamplerSpec:
     @property
     def calibrated(self) -> bool:
         """A linear gate without its own statistics file: calibrate at each budget (SPEC §6.8)."""
-        return self.name == "gate" and self.options.get("gate") == "linear" and not self.options.get("stats_file")
+        o = self.options
+        return self.name == "gate" and o.get("gate") == "linear" and not o.get("stats_file")
 
 
 @dataclass
@@ -125,7 +126,8 @@ def _load_models(cfg: CompareConfig) -> Models:
     den = load(cfg.checkpoint, device=cfg.device)
     ref = load(cfg.reference, device=cfg.device)
     if ref.model.cfg.attention != "causal":
-        raise ArdmError(f"--reference {cfg.reference} is not a causal (AR) model; train one with an `-ar` recipe")
+        raise ArdmError(f"--reference {cfg.reference} is not a causal (AR) model; "
+                        "train one with an `-ar` recipe")
     if den.model.cfg.attention == "causal":
         raise ArdmError(f"--checkpoint {cfg.checkpoint} is a causal model; compare runs diffusion samplers")
     prompt = torch.tensor(den.tokenizer.encode(cfg.prompt), dtype=torch.long)
@@ -159,21 +161,24 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
     length = len(prompt) + m.n
     samples, traces, wall = [], [], 0.0
     for first in range(0, cfg.num, cfg.batch_size):
-        g = generate(loaded.model, sampler, length=length, steps=K, batch=min(cfg.batch_size, cfg.num - first),
-                     prompt=prompt, seed=cfg.seed + first, temperature=cfg.temperature, top_k=cfg.top_k,
-                     top_p=cfg.top_p, trace=True)
+        batch = min(cfg.batch_size, cfg.num - first)
+        g = generate(loaded.model, sampler, length=length, steps=K, batch=batch, prompt=prompt,
+                     seed=cfg.seed + first, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                     trace=True)
         wall += g.wall_time_s
         traces.append({**revision_stats(g.trace), "batch": g.tokens.shape[0]})
         for b, row in enumerate(g.tokens.tolist()):
             target = row[len(prompt):]
             samples.append({"seed": cfg.seed + first + b, "text": loaded.tokenizer.decode(target),
-                            "tokens": target, "nfe": g.nfe_per_sample[b], "token_forwards": g.token_forwards[b],
+                            "tokens": target, "nfe": g.nfe_per_sample[b],
+                            "token_forwards": g.token_forwards[b],
                             "writes": g.writes[b], "overwrites_selected": g.overwrites_selected[b],
                             "overwrites_effective": g.overwrites_effective[b], "remasks": g.remasks[b]})
     nll = generative_nll(m.reference.model, m.reference.tokenizer, [s["text"] for s in samples], cfg.prompt,
                          batch_size=cfg.batch_size, device=cfg.device)
     for s, (v, t) in zip(samples, nll, strict=True):
-        s["gen_nll"], s["gen_tokens"], s["entropy"] = round(v, 4), t, round(unigram_entropy(s.pop("tokens")), 4)
+        s["gen_nll"], s["gen_tokens"] = round(v, 4), t
+        s["entropy"] = round(unigram_entropy(s.pop("tokens")), 4)
     return {"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
             "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), "samples": samples}
 
@@ -193,10 +198,12 @@ def _aggregate(samples: list[dict], traces: list[dict], nll, wall: float, cfg: C
         "gen_ppl": perplexity(nll), "gen_ppl_ci": list(ppl_ci(nll, seed=cfg.seed)),
         "entropy": float(np.mean(ent)), "entropy_ci": list(bootstrap_ci(ent, seed=cfg.seed)),
         **{f"distinct_{k}": distinct_n([s["text"] for s in samples], k) for k in DISTINCT_N},
-        "overwrites_per_sample": float(eff.mean()), "overwrites_per_sample_ci": list(bootstrap_ci(eff, seed=cfg.seed)),
+        "overwrites_per_sample": float(eff.mean()),
+        "overwrites_per_sample_ci": list(bootstrap_ci(eff, seed=cfg.seed)),
         "overwrites_per_step": float((eff / steps).mean()),
         "overwrites_selected_per_sample": float(np.mean([s["overwrites_selected"] for s in samples])),
-        "fraction_revised": revised, "focus_thirds": focus_thirds(by_pos), "rate_by_position": by_pos.tolist(),
+        "fraction_revised": revised, "focus_thirds": focus_thirds(by_pos),
+        "rate_by_position": by_pos.tolist(),
         "overwrites_by_step": per_step, "heatmap": heat.tolist(),
         "wall_time_s": round(wall, 4), "tokens_per_s": gen_tokens / wall if wall else None,
         "s_per_revision": wall / float(eff.sum()) if eff.sum() else None,
@@ -301,5 +308,6 @@ def _provenance(loaded: Loaded) -> dict:
     keep = ("recipe", "git_commit", "data_sha256", "data_source", "step", "params")
     out = {k: meta[k] for k in keep if k in meta}
     if "validation" in meta:
-        out["validation"] = {k: meta["validation"].get(k) for k in ("estimator", "bits_per_char", "bits_per_char_se")}
+        keys = ("estimator", "bits_per_char", "bits_per_char_se")
+        out["validation"] = {k: meta["validation"].get(k) for k in keys}
     return out

@@ -54,7 +54,8 @@ def _versus(a: dict, b: dict) -> str:
     elif bhi < alo:
         verdict = "worse (intervals do not overlap)"
     else:
-        verdict = ("lower" if a["gen_ppl"] < b["gen_ppl"] else "higher") + ", within the noise (intervals overlap)"
+        side = "lower" if a["gen_ppl"] < b["gen_ppl"] else "higher"
+        verdict = side + ", within the noise (intervals overlap)"
     return (f"{a['label']} gen-PPL {a['gen_ppl']:.2f} (entropy {a['entropy']:.3f}) vs {b['label']} "
             f"{b['gen_ppl']:.2f} (entropy {b['entropy']:.3f}): {verdict}")
 
@@ -81,8 +82,10 @@ def summary_table(results: dict) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|"]
     data = results.get("data") or {}
     if "gen_ppl" in data:
-        rows.append(f"| - | held-out data ({data['windows']} windows) | {_ci(data['gen_ppl'], data['gen_ppl_ci'])} "
-                    f"| {_ci(data['entropy'], data['entropy_ci'], '.3f')} | {data['distinct_2']:.3f} | | | | | |")
+        rows.append(f"| - | held-out data ({data['windows']} windows) "
+                    f"| {_ci(data['gen_ppl'], data['gen_ppl_ci'])} "
+                    f"| {_ci(data['entropy'], data['entropy_ci'], '.3f')} | {data['distinct_2']:.3f} "
+                    "| | | | | |")
     for r in sorted(results["runs"], key=lambda r: (r["nfe_budget"], r["label"])):
         flag = f" ({LOW})" if low_entropy(r, results) else ""
         f = r["focus_thirds"]
@@ -100,21 +103,23 @@ def summary_markdown(results: dict, plots: list[Path]) -> str:
 
     def model(d: dict) -> str:
         v = d.get("validation") or {}
-        bits = f", validation {v['bits_per_char']:.3f} bits/char ({v['estimator']})" if v.get("bits_per_char") else ""
+        if not v.get("bits_per_char"):
+            return f"`{d['path']}` (recipe {d.get('recipe', '?')})"
+        bits = f", validation {v['bits_per_char']:.3f} bits/char ({v['estimator']})"
         return f"`{d['path']}` (recipe {d.get('recipe', '?')}{bits})"
 
     data = results.get("data") or {}
     lines = [f"# ardm {results['kind']}", "",
              f"- Denoiser: {model(ck)}.", f"- Generative-perplexity reference (causal AR): {model(ref)}.",
              f"- {cfg['num']} samples per run, {results['tokens_per_sample']} tokens each after the prompt "
-             f"{cfg['prompt']!r}; seeds {cfg['seed']}..{cfg['seed'] + cfg['num'] - 1} (sample j of every run uses "
-             f"seed {cfg['seed']} + j); temperature {cfg['temperature']}, top-k {cfg['top_k']}, top-p {cfg['top_p']}; "
-             f"{results['sampling_dtype']}.",
-             "- gen-PPL: exp(mean NLL per token) of the samples under the reference, token-weighted; entropy: "
-             "per-sample unigram entropy in nats, averaged; distinct-2: unique / all character bigrams over the "
-             "run's samples. Intervals: 95% percentile bootstrap over samples.",
-             "- Overwrites: effective ones (a visible token changed). Focus: share of overwrites in the early / "
-             "middle / late third of the sequence. ms / revision: sampling wall time / overwrites.",
+             f"{cfg['prompt']!r}; seeds {cfg['seed']}..{cfg['seed'] + cfg['num'] - 1} (sample j of every "
+             f"run uses seed {cfg['seed']} + j); temperature {cfg['temperature']}, top-k {cfg['top_k']}, "
+             f"top-p {cfg['top_p']}; {results['sampling_dtype']}.",
+             "- gen-PPL: exp(mean NLL per token) of the samples under the reference, token-weighted; "
+             "entropy: per-sample unigram entropy in nats, averaged; distinct-2: unique / all character "
+             "bigrams over the run's samples. Intervals: 95% percentile bootstrap over samples.",
+             "- Overwrites: effective ones (a visible token changed). Focus: share of overwrites in the "
+             "early / middle / late third of the sequence. ms / revision: sampling wall time / overwrites.",
              f"- git commit {results['git_commit']}; data sha256 {data.get('data_sha256', 'n/a')}; "
              f"wall time {results.get('wall_time_s', '?')} s.", ""]
     if "skipped" in data:

@@ -29,14 +29,14 @@ def run_demo(out: Path, checkpoints: Path = BUNDLED, num: int = DEMO_NUM, nfe: l
     den, ref = Path(checkpoints) / DENOISER, Path(checkpoints) / REFERENCE
     for p in (den, ref):
         if not (p / "config.json").is_file():
-            raise ArdmError(f"bundled checkpoint {p} is missing (run the demo from a clone of the repository, "
-                            f"or pass --checkpoints DIR)")
+            raise ArdmError(f"bundled checkpoint {p} is missing (run the demo from a clone of the "
+                            "repository, or pass --checkpoints DIR)")
     # held-out text for the data's own entropy / gen-PPL, when the shared corpora are beside the clone
     data = str(TINY_SHAKESPEARE) if TINY_SHAKESPEARE.is_file() else None
     cfg = CompareConfig(checkpoint=str(den), reference=str(ref), samplers=DEMO_SAMPLERS, nfe=nfe or DEMO_NFE,
                         num=num, tokens=tokens, data=data, kind="demo")
-    print(f"[demo] {len(DEMO_SAMPLERS)} samplers x budgets {cfg.nfe}, {num} samples of {tokens} characters each, "
-          f"on {den} (scored by {ref}) ...", flush=True)
+    print(f"[demo] {len(DEMO_SAMPLERS)} samplers x budgets {cfg.nfe}, {num} samples of {tokens} "
+          f"characters each, on {den} (scored by {ref}) ...", flush=True)
     results = run_compare(cfg, Path(out), progress=progress)
     print("\n" + "\n".join(summary_table(results)) + "\n")
     for K, r in best_by_budget(results).items():

@@ -53,6 +53,11 @@ def _by_label(runs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def _errors(runs: list[dict], key: str) -> list[list[float]]:
+    """Asymmetric error bars [[below...], [above...]] from each run's `key` and `key_ci`."""
+    return [[r[key] - r[key + "_ci"][0] for r in runs], [r[key + "_ci"][1] - r[key] for r in runs]]
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The (cost, loss) points no other point beats on both, by increasing cost."""
     front, best = [], float("inf")
@@ -81,18 +86,19 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     for label, rs in groups.items():
         x = [r["nfe"] for r in rs]
         y = [r["gen_ppl"] for r in rs]
-        err = [[r["gen_ppl"] - r["gen_ppl_ci"][0] for r in rs], [r["gen_ppl_ci"][1] - r["gen_ppl"] for r in rs]]
-        line = ax_q.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
-        ax_h.errorbar(x, [r["entropy"] for r in rs], marker="o", capsize=3, color=line[0].get_color(), label=label,
-                      yerr=[[r["entropy"] - r["entropy_ci"][0] for r in rs], [r["entropy_ci"][1] - r["entropy"] for r in rs]])
+        line = ax_q.errorbar(x, y, yerr=_errors(rs, "gen_ppl"), marker="o", capsize=3, label=label)
+        ax_h.errorbar(x, [r["entropy"] for r in rs], yerr=_errors(rs, "entropy"), marker="o", capsize=3,
+                      color=line[0].get_color(), label=label)
     if "gen_ppl" in data:
         ax_q.axhline(data["gen_ppl"], color="k", ls="--", lw=1, label="held-out data")
         ax_h.axhline(data["entropy"], color="k", ls="--", lw=1, label="held-out data")
         tol = results["config"]["entropy_tolerance"]
-        ax_h.axhspan(ax_h.get_ylim()[0], data["entropy"] - tol, color="red", alpha=0.08, label="flagged: low entropy")
-    ax_q.set(xscale="log", xlabel="NFE (denoiser passes per sample)", ylabel="generative perplexity (lower is better)",
-             title="quality vs compute")
-    ax_h.set(xscale="log", xlabel="NFE", ylabel="unigram entropy, nats", title="sample entropy (read gen-PPL with it)")
+        ax_h.axhspan(ax_h.get_ylim()[0], data["entropy"] - tol, color="red", alpha=0.08,
+                     label="flagged: low entropy")
+    ax_q.set(xscale="log", xlabel="NFE (denoiser passes per sample)",
+             ylabel="generative perplexity (lower is better)", title="quality vs compute")
+    ax_h.set(xscale="log", xlabel="NFE", ylabel="unigram entropy, nats",
+             title="sample entropy (read gen-PPL with it)")
     for ax in (ax_q, ax_h):
         ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
         ax.grid(alpha=0.3)
@@ -110,7 +116,8 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     front = pareto_front([(r["nfe"], r["gen_ppl"]) for r in runs if not flag(r)])
     if front:
         ax.step(*zip(*front), where="post", color="k", lw=1.2, label="Pareto frontier (entropy-matched runs)")
-    ax.set(xscale="log", xlabel="NFE", ylabel="generative perplexity", title="Pareto frontier: gen-PPL vs NFE")
+    ax.set(xscale="log", xlabel="NFE", ylabel="generative perplexity",
+           title="Pareto frontier: gen-PPL vs NFE")
     ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -123,8 +130,10 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
         ax_s.plot(range(1, len(r["overwrites_by_step"]) + 1), r["overwrites_by_step"], label=r["label"])
     for label, rs in groups.items():
         ax_k.plot([r["nfe"] for r in rs], [r["overwrites_per_step"] for r in rs], marker="o", label=label)
-    ax_s.set(xlabel="step k", ylabel="effective overwrites per sample", title=f"overwrites at each step (NFE {top})")
-    ax_k.set(xscale="log", xlabel="NFE", ylabel="overwrites per step", title="mean overwrites per step vs budget")
+    ax_s.set(xlabel="step k", ylabel="effective overwrites per sample",
+             title=f"overwrites at each step (NFE {top})")
+    ax_k.set(xscale="log", xlabel="NFE", ylabel="overwrites per step",
+             title="mean overwrites per step vs budget")
     for ax in (ax_s, ax_k):
         ax.grid(alpha=0.3)
         if ax.lines:

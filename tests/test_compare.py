@@ -90,12 +90,14 @@ def test_summary_and_plots_are_written(compared):
 def test_low_entropy_runs_are_flagged_and_never_best():
     run = {"label": "rep", "sampler": "fixed", "nfe_budget": 8, "gen_ppl": 1.0, "entropy": 0.5}
     good = {"label": "ok", "sampler": "gate", "nfe_budget": 8, "gen_ppl": 9.0, "entropy": 2.0}
-    results = {"config": {"nfe": [8], "entropy_tolerance": 0.1}, "data": {"entropy": 2.05}, "runs": [run, good]}
+    results = {"config": {"nfe": [8], "entropy_tolerance": 0.1}, "data": {"entropy": 2.05},
+               "runs": [run, good]}
     assert low_entropy(run, results) and not low_entropy(good, results)
     assert best_by_budget(results)[8]["label"] == "ok"
     # without held-out text the AR reference's own samples set the bar
     results = {**results, "data": {"skipped": "no text"},
-               "runs": [run, good, {"label": "ar", "sampler": "ar", "nfe_budget": 8, "gen_ppl": 3.0, "entropy": 2.0}]}
+               "runs": [run, good, {"label": "ar", "sampler": "ar", "nfe_budget": 8, "gen_ppl": 3.0,
+                                    "entropy": 2.0}]}
     assert low_entropy(run, results) and best_by_budget(results)[8]["label"] == "ar"
 
 
