@@ -16,6 +16,7 @@ KV cache of settled positions may hold; the loop already refuses to write there.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -80,6 +81,21 @@ def _eos_settled(s: StepState, eos_id: int | None) -> torch.Tensor:
     return (first < s.x.shape[1]) & ~(before & ~s.settled).any(1)
 
 
+def _given(given: torch.Tensor | None, batch: int, length: int, prompt_len: int, vocab: int) -> torch.Tensor:
+    """[B, L] ids fixed from the start (-1: free), checked; all -1 when there are none."""
+    if given is None:
+        return torch.full((batch, length), -1, dtype=torch.long)
+    g = torch.as_tensor(given).long().cpu()
+    g = g.expand(batch, -1) if g.dim() == 1 else g
+    if tuple(g.shape) != (batch, length):
+        raise ArdmError(f"given must be [L] or [batch, L] = [{batch}, {length}], got shape {tuple(given.shape)}")
+    if not bool(((g == -1) | ((g >= 0) & (g < vocab))).all()):
+        raise ArdmError(f"given ids must be -1 (free) or in 0..{vocab - 1}")
+    if bool((g[:, :prompt_len] >= 0).any()):
+        raise ArdmError("given positions must lie after the prompt")
+    return g
+
+
 def _start(model, batch: int, length: int, prompt: torch.Tensor | None, eos_id: int | None, device):
     cfg = model.cfg
     if batch < 1:
@@ -134,12 +150,16 @@ def _apply(s: StepState, w: WriteSet, counts: torch.Tensor, record: bool) -> tup
 def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1,
              prompt: torch.Tensor | None = None, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
+             given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
              progress: bool = False, trace: bool = False) -> Generation:
     """Run `sampler` for (up to) K steps from an all-MASK target after a fixed prompt.
 
     prompt: [P] (shared) or [batch, P] clean prefix, never rewritten. eos_id: a row is finished once
     every position up to its first EOS is settled; output positions after the first EOS are
-    pad_id (default eos_id). trace: record per step which positions were written / overwritten /
+    pad_id (default eos_id). given: [L] or [B, L] ids fixed anywhere after the prompt (-1: free),
+    settled from the start and fed at noise level 0, as conditioning positions are in training (e.g.
+    Sudoku givens). stop(x [B, L]) -> [B] bool: rows it marks finish after the current step (their
+    NFE stops counting), e.g. a verifier that accepts the answer. trace: record per step which positions were written / overwritten /
     remasked (and the gate's probabilities) in `Generation.trace`.
     """
     start = time.perf_counter()
@@ -149,10 +169,13 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
     sampler.check_model(model.cfg.attention)
     x, P = _start(model, batch, length, prompt, eos_id, device)
     B, L = x.shape
+    g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
+    fixed = g >= 0
+    x = torch.where(fixed, g, x)
     K = sampler.num_steps(L - P, steps)
     positions = torch.arange(L, device=device)
     s = StepState(x=x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
-                  settled=(positions < P).expand(B, L).clone(),
+                  settled=(positions < P).expand(B, L) | fixed,
                   active=torch.ones(B, dtype=torch.bool, device=device), changes=torch.zeros_like(x),
                   last_change=torch.zeros_like(x), prev_logits=None, aux={},
                   generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], sampling=sampling)
@@ -161,7 +184,7 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
     nfe, records = 0, []
     for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
         s = replace(s, k=k, logits=None, hidden=None, t=None)
-        t = sampler.levels(s)
+        t = torch.where(fixed, 0.0, sampler.levels(s))
         logits, hidden = model(s.x, t)
         nfe += 1
         counts[0] += s.active.cpu()
@@ -169,6 +192,8 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
         s, rec = _apply(s, w, counts, trace)
         records += [rec] if trace else []
         done = torch.zeros(B, dtype=torch.bool, device=device) if w.done is None else w.done.to(device)
+        if stop is not None:
+            done = done | stop(s.x).to(device)
         s = replace(s, prev_logits=logits, active=s.active & ~done & ~_eos_settled(s, eos_id))
         if not s.active.any():
             break
@@ -176,7 +201,7 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
     if need.any() and model.cfg.attention != "causal":  # MDLM "noise removal": argmax fill, +1 NFE
         rows = need.any(1)
         last = replace(s, k=K, active=rows)
-        logits, _ = model(s.x, sampler.levels(last))
+        logits, _ = model(s.x, torch.where(fixed, 0.0, sampler.levels(last)))
         nfe += 1
         counts[0] += rows.cpu()
         s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), counts, trace)

@@ -255,3 +255,39 @@ def test_sample_help_lists_samplers_and_their_options(capsys):
     for name in SAMPLERS:
         assert f"  {name} " in out
     assert "strategy, eta" in out  # remdm's options
+
+
+GIVEN = torch.tensor([-1, -1, -1, 4, -1, -1, 0, -1, -1, -1, -1, 3])  # fixed ids at positions 3, 6, 11
+
+
+@pytest.mark.parametrize("name, steps, opts", [c for c in CASES if c[0] != "ar"],
+                         ids=[i for i, c in zip(IDS, CASES) if c[0] != "ar"])
+def test_given_positions_are_never_changed_and_fed_at_level_zero(name, steps, opts):
+    model = toy(name)
+    fixed = GIVEN >= 0
+    steps = 10 if name == "l2r" else steps  # K = n is what l2r accepts; it stops once no MASK is left
+    g = gen(model, name, steps, opts, batch=3, given=GIVEN, trace=True)
+    assert torch.equal(g.tokens[:, fixed], GIVEN[fixed].expand(3, -1))
+    for _, t in model.calls:
+        assert bool((t[:, fixed] == 0).all())
+    touched = {e[0] for rec in g.trace["records"] for row in rec["written"] + rec["overwritten"] for e in row}
+    assert touched.isdisjoint({3, 6, 11})
+    if name == "l2r":  # 7 free target positions: done after 7 steps, not K = 10
+        assert g.nfe == 7 and g.writes == [7, 7, 7]
+
+
+def test_stop_ends_a_row_early_and_its_nfe_stops_counting():
+    model = toy("fixed")
+    # stop row 0 as soon as position 2 holds a token; row 1 never
+    g = gen(model, "mdlm", 8, {}, batch=2, stop=lambda x: torch.tensor([bool(x[0, 2] < 5), False]))
+    assert g.nfe_per_sample[1] >= 8 and g.nfe_per_sample[0] < g.nfe_per_sample[1]
+
+
+@pytest.mark.parametrize("given, message", [
+    (torch.full((5,), -1), "given must be"),
+    (torch.tensor([-1, -1, 9, -1, -1, -1, -1, -1, -1, -1, -1, -1]), "given ids"),
+    (torch.tensor([3, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1]), "after the prompt"),
+])
+def test_bad_given_is_refused(given, message):
+    with pytest.raises(ArdmError, match=message):
+        gen(toy("mdlm"), "mdlm", 4, {}, given=given)

@@ -34,7 +34,8 @@ class _OnePerStep(Sampler):
         positions[rows, pos[ok]] = True
         out = torch.full_like(s.x, s.mask_id)
         out[rows, pos[ok]] = values[ok]
-        return WriteSet(positions, out, settle=positions)
+        # a row whose last MASK is written now is finished (given cells may leave fewer than K MASKs)
+        return WriteSet(positions, out, settle=positions, done=~(s.masked & ~positions).any(1))
 
 
 class L2RSampler(_OnePerStep):
