@@ -46,8 +46,9 @@ def _ci(v: float, ci: list[float], fmt: str = ".2f") -> str:
     return f"{v:{fmt}} [{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
-def _versus(a: dict, b: dict) -> str:
-    """'a' against 'b' in words, with both numbers and whether the intervals separate them."""
+def _versus(a: dict, b: dict, results: dict) -> str:
+    """'a' against 'b' in words, with both numbers, whether the intervals separate them, and whether
+    the comparison is entropy-matched (a lower gen-PPL bought with lower entropy is no win)."""
     (alo, ahi), (blo, bhi) = a["gen_ppl_ci"], b["gen_ppl_ci"]
     if ahi < blo:
         verdict = "better (intervals do not overlap)"
@@ -56,6 +57,9 @@ def _versus(a: dict, b: dict) -> str:
     else:
         side = "lower" if a["gen_ppl"] < b["gen_ppl"] else "higher"
         verdict = side + ", within the noise (intervals overlap)"
+    low = [r["label"] for r in (a, b) if low_entropy(r, results)]
+    if low:
+        verdict += f"; NOT entropy-matched: {' and '.join(low)} below the reference entropy"
     return (f"{a['label']} gen-PPL {a['gen_ppl']:.2f} (entropy {a['entropy']:.3f}) vs {b['label']} "
             f"{b['gen_ppl']:.2f} (entropy {b['entropy']:.3f}): {verdict}")
 
@@ -69,8 +73,8 @@ def gate_statements(results: dict) -> list[str]:
         here = [r for r in runs if r["nfe_budget"] == K]
         fixed = [r for r in here if r["sampler"] == "fixed"]
         for g in (r for r in here if r["sampler"] == "gate"):
-            parts = [_versus(g, f) for f in fixed] + [_versus(g, r) + f" (l2r at NFE {r['nfe_budget']})"
-                                                     for r in l2r]
+            parts = [_versus(g, f, results) for f in fixed]
+            parts += [_versus(g, r, results) + f" (l2r at NFE {r['nfe_budget']})" for r in l2r]
             if parts:
                 lines.append(f"- NFE {K}: " + "; ".join(parts) + ".")
     return lines

@@ -78,6 +78,9 @@ class DataConfig:
     seq_len: int = 256
     val_fraction: float = 0.1  # last fraction of the text (by characters) is validation
     text_field: str = "text"  # for .jsonl and Hugging Face datasets
+    record_len: int = 0  # > 0: windows start at multiples of it (fixed-length records, e.g. Sudoku)
+    clean_min: int = 0  # per diffusion example, U{clean_min..clean_max} random positions stay clean:
+    clean_max: int = 0  # level 0, no loss (conditioning, e.g. Sudoku givens; SPEC §8.1)
 
     def __post_init__(self) -> None:
         _check(self.tokenizer in ("char", "bpe"),
@@ -86,6 +89,10 @@ class DataConfig:
         _check(self.seq_len >= 2, f"data.seq_len must be >= 2, got {self.seq_len}")
         _check(0.0 < self.val_fraction < 1.0,
                f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        _check(self.record_len >= 0, f"data.record_len must be >= 0, got {self.record_len}")
+        _check(0 <= self.clean_min <= self.clean_max < self.seq_len,
+               f"data.clean_min/clean_max must satisfy 0 <= min <= max < seq_len ({self.seq_len}), "
+               f"got {self.clean_min}, {self.clean_max}")
 
 
 @dataclass

@@ -88,6 +88,10 @@ def load_corpus(cfg: DataConfig) -> Corpus:
         raise ArdmError("no corpus given: pass --data PATH (a text file, a .jsonl file or a folder)")
     if cfg.path.startswith("hf:"):
         return _load_hf(cfg)
+    if cfg.path.startswith("sudoku:"):
+        from .sudoku.corpus import sudoku_corpus
+
+        return sudoku_corpus(cfg.path, cfg.val_fraction)
     path = Path(cfg.path)
     if not path.exists():
         raise ArdmError(f"corpus not found: {path}")
@@ -167,18 +171,20 @@ def encode(tokenizer: Tokenizer, text: str) -> torch.Tensor:
 class BlockSampler:
     """Random fixed-length training windows from one id stream, from a seeded generator."""
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, seed: int):
+    def __init__(self, ids: torch.Tensor, seq_len: int, seed: int, stride: int = 1):
         if ids.numel() < seq_len + 1:
             raise ArdmError(f"training split has {ids.numel()} tokens, fewer than one block of "
                             f"{seq_len + 1}; use a longer corpus or a smaller --set data.seq_len")
         self.ids = ids
         self.seq_len = seq_len
+        self.stride = max(stride, 1)  # windows start at multiples of it (data.record_len)
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, batch_size: int, length: int | None = None) -> torch.Tensor:
         """[B, length] windows; `length` defaults to seq_len (causal training asks seq_len + 1)."""
         length = length or self.seq_len
-        starts = torch.randint(0, self.ids.numel() - length + 1, (batch_size,), generator=self.generator)
+        last = (self.ids.numel() - length) // self.stride
+        starts = torch.randint(0, last + 1, (batch_size,), generator=self.generator) * self.stride
         return torch.stack([self.ids[s:s + length] for s in starts.tolist()])
 
 

@@ -88,7 +88,8 @@ def _given(given: torch.Tensor | None, batch: int, length: int, prompt_len: int,
     g = torch.as_tensor(given).long().cpu()
     g = g.expand(batch, -1) if g.dim() == 1 else g
     if tuple(g.shape) != (batch, length):
-        raise ArdmError(f"given must be [L] or [batch, L] = [{batch}, {length}], got shape {tuple(given.shape)}")
+        raise ArdmError(f"given must be [L] or [batch, L] = [{batch}, {length}], "
+                        f"got shape {tuple(given.shape)}")
     if not bool(((g == -1) | ((g >= 0) & (g < vocab))).all()):
         raise ArdmError(f"given ids must be -1 (free) or in 0..{vocab - 1}")
     if bool((g[:, :prompt_len] >= 0).any()):
@@ -159,8 +160,9 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
     pad_id (default eos_id). given: [L] or [B, L] ids fixed anywhere after the prompt (-1: free),
     settled from the start and fed at noise level 0, as conditioning positions are in training (e.g.
     Sudoku givens). stop(x [B, L]) -> [B] bool: rows it marks finish after the current step (their
-    NFE stops counting), e.g. a verifier that accepts the answer. trace: record per step which positions were written / overwritten /
-    remasked (and the gate's probabilities) in `Generation.trace`.
+    NFE stops counting), e.g. a verifier that accepts the answer. trace: record per step which
+    positions were written / overwritten / remasked (and the gate's probabilities) in
+    `Generation.trace`.
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)

@@ -22,14 +22,35 @@ class DiffusionObjective:
         self.noise = make_noise(cfg.noise, cfg.model.vocab_size)
         self.levels = TrainingLevels(cfg.schedule, cfg.data.seq_len, cfg.noise.t_min)
         self.example_len = cfg.data.seq_len
+        self.clean_range = (cfg.data.clean_min, cfg.data.clean_max)
+        self.t_min = cfg.noise.t_min
+
+    def clean_positions(self, B: int, L: int, generator: torch.Generator | None) -> torch.Tensor | None:
+        """[B, L] bool: per example U{min..max} random positions kept clean (None when max = 0)."""
+        lo, hi = self.clean_range
+        if hi == 0:
+            return None
+        counts = torch.randint(lo, hi + 1, (B, 1), generator=generator)
+        ranks = torch.rand(B, L, generator=generator).argsort(1).argsort(1)  # a random order per row
+        return ranks < counts
 
     def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None):
         B, L = x.shape
         t = self.levels.sample(B, generator).to(x.device)  # [B, L]
+        clean = self.clean_positions(B, L, generator)
+        if clean is not None:  # conditioning positions: level 0, never corrupted, no loss
+            clean = clean.to(x.device)
+            t = torch.where(clean, 0.0, t)
         c = self.noise.corrupt(x, t, generator)
+        if clean is not None:
+            c.z, c.masked, c.replaced = torch.where(clean, x, c.z), c.masked & ~clean, c.replaced & ~clean
         logits, _ = model(c.z, t)
         nll = token_nll(logits, x)  # once per step: the loss and the logged statistics share it
-        loss = self.noise.token_loss(logits, x, c, t, nll=nll).sum() / (B * L)
+        if clean is None:
+            loss = self.noise.token_loss(logits, x, c, t, nll=nll).sum() / (B * L)
+        else:  # loss weights at a finite level (a level-0 weight may be inf: inf * 0 = NaN gradients)
+            per_token = self.noise.token_loss(logits, x, c, t.clamp_min(self.t_min), nll=nll)
+            loss = torch.where(clean, 0.0, per_token).sum() / (~clean).sum().clamp_min(1)
         with torch.no_grad():
             nll = nll.detach()
             masked = c.masked.float().sum().clamp_min(1)

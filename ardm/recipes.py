@@ -7,6 +7,7 @@ unless a recipe says it is for a GPU. Data paths are relative to the repository 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from importlib import resources
 
@@ -46,10 +47,9 @@ def _diffusion(recipe: str, preset: str, data: DataConfig, train: TrainConfig) -
 def _ar_twin(cfg: RunConfig, recipe: str) -> RunConfig:
     """The causal AR reference for a diffusion recipe: same size, data and optimisation."""
     cfg.recipe = recipe
-    preset = next(name for name, p in MODEL_PRESETS.items()
-                  if (p["n_layer"], p["d_model"]) == (cfg.model.n_layer, cfg.model.d_model))
     # causal windows are seq_len + 1 tokens, of which the model reads the first seq_len
-    cfg.model = _model(preset, causal=True, max_len=cfg.data.seq_len)
+    cfg.model = dataclasses.replace(cfg.model, attention="causal", time_conditioning="none",
+                                    max_len=cfg.data.seq_len)
     cfg.train.objective = "causal"
     return cfg
 
@@ -105,6 +105,39 @@ def demo_char_ar() -> RunConfig:
     return _ar_twin(demo_char(), "demo-char-ar")
 
 
+def sudoku() -> RunConfig:
+    """Solved Sudoku grids (synthetic, `sudoku:N`), givens as clean positions; CPU, ~45 minutes.
+
+    Each example keeps U{17..60} random cells clean (the givens, level 0, no loss), so training
+    covers hard (17-25 givens) to easy (36-45) puzzles; epsilon-hybrid noise teaches the denoiser to
+    doubt visible digits, which is what overwriting needs (SPEC §2.6)."""
+    data = DataConfig(path="sudoku:100000", tokenizer="char", seq_len=82, record_len=82,
+                      clean_min=17, clean_max=60, val_fraction=0.02)
+    cfg = _diffusion("sudoku", "small", data,
+                     TrainConfig(objective="diffusion", batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=200,
+                                 max_steps=20000, eval_interval=500, ckpt_interval=500, ema_decay=0.999))
+    cfg.model.n_layer = 6  # constraint propagation wants depth more than width
+    return cfg
+
+
+def sudoku_large() -> RunConfig:
+    """The Sudoku recipe sized for a GPU: a wider, deeper denoiser, larger batches."""
+    cfg = sudoku()
+    cfg.recipe = "sudoku-large"
+    cfg.data.path = "sudoku:1000000"
+    cfg.model = _model("large", causal=False, max_len=82)
+    cfg.train.batch_size, cfg.train.lr, cfg.train.max_steps, cfg.train.bf16 = 256, 1e-3, 50000, True
+    return cfg
+
+
+def sudoku_ar() -> RunConfig:
+    """The row-major AR twin of `sudoku`: a causal model over "\n" + 81 cells. At solving time given
+    cells are written as they come (it cannot see givens to its right: the AR handicap)."""
+    cfg = _ar_twin(sudoku(), "sudoku-ar")
+    cfg.data.seq_len, cfg.data.clean_min, cfg.data.clean_max = 81, 0, 0  # windows of 82 = one record
+    return cfg
+
+
 RECIPES: dict[str, Callable[[], RunConfig]] = {
     "shakespeare-char": shakespeare_char,
     "shakespeare-char-ar": shakespeare_char_ar,
@@ -113,6 +146,9 @@ RECIPES: dict[str, Callable[[], RunConfig]] = {
     "wikitext2-bpe-ar": wikitext2_bpe_ar,
     "demo-char": demo_char,
     "demo-char-ar": demo_char_ar,
+    "sudoku": sudoku,
+    "sudoku-large": sudoku_large,
+    "sudoku-ar": sudoku_ar,
 }
 
 

@@ -136,6 +136,8 @@ def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device) ->
     n = objective.example_len
     count = min(cfg.train.eval_batches * cfg.train.batch_size, max(1, val_ids.numel() // n))
     starts = torch.linspace(0, val_ids.numel() - n, count).long()
+    if cfg.data.record_len:  # whole records only
+        starts = starts // cfg.data.record_len * cfg.data.record_len
     x_all = torch.stack([val_ids[s:s + n] for s in starts.tolist()])
     gen = torch.Generator().manual_seed(1234)
     losses, elbo = [], []
@@ -226,7 +228,7 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
 
     train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
     objective = make_objective(cfg)
-    sampler = BlockSampler(train_ids, objective.example_len, tc.seed + 1000 * ddp.rank)
+    sampler = BlockSampler(train_ids, objective.example_len, tc.seed + 1000 * ddp.rank, cfg.data.record_len)
     if val_ids.numel() < objective.example_len:
         raise ArdmError(f"validation split has {val_ids.numel()} tokens, fewer than one block of "
                         f"{objective.example_len}; use a longer corpus or a larger data.val_fraction")

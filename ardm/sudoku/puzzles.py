@@ -10,6 +10,7 @@ import hashlib
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 from ..errors import ArdmError
@@ -18,13 +19,9 @@ Grid = tuple[int, ...]
 
 _ROWS = [tuple(9 * r + c for c in range(9)) for r in range(9)]
 _COLS = [tuple(9 * r + c for r in range(9)) for c in range(9)]
-_BOXES = [
-    tuple(9 * (3 * (b // 3) + i // 3) + 3 * (b % 3) + i % 3 for i in range(9)) for b in range(9)
-]
+_BOXES = [tuple(9 * (3 * (b // 3) + i // 3) + 3 * (b % 3) + i % 3 for i in range(9)) for b in range(9)]
 UNITS: tuple[tuple[int, ...], ...] = tuple(_ROWS + _COLS + _BOXES)
-_UNIT_NAMES = [f"row {i + 1}" for i in range(9)] + [f"column {i + 1}" for i in range(9)] + [
-    f"box {i + 1}" for i in range(9)
-]
+_UNIT_NAMES = [f"{kind} {i + 1}" for kind in ("row", "column", "box") for i in range(9)]  # UNITS order
 PEERS: tuple[tuple[int, ...], ...] = tuple(
     tuple(sorted({p for unit in UNITS if c in unit for p in unit} - {c})) for c in range(81)
 )
@@ -39,7 +36,7 @@ def _check_grid(grid: Sequence[int]) -> None:
     if len(grid) != 81:
         raise ArdmError(f"a sudoku grid has 81 cells, got {len(grid)}")
     for c, d in enumerate(grid):
-        if not isinstance(d, int) or not 0 <= d <= 9:
+        if not isinstance(d, Integral) or not 0 <= d <= 9:  # Integral: numpy ints are fine too
             raise ArdmError(f"cell {c} holds {d!r}; cells must be 0 (blank) or a digit 1..9")
 
 
@@ -58,9 +55,8 @@ def _duplicate(grid: Sequence[int]) -> str | None:
 def _propagate(cands: list[int], queue: list[int]) -> bool:
     """Apply naked and hidden singles in place until nothing changes; False on a contradiction.
 
-    `queue` holds cells that became single-candidate and whose digit is not yet removed from peers.
-    Hidden singles are not strictly needed, but they cut the search on hard puzzles by orders of magnitude.
-    """
+    `queue` holds single-candidate cells whose digit is not yet removed from their peers.  Hidden singles
+    are not strictly needed, but they cut the search on hard puzzles by orders of magnitude."""
     while True:
         while queue:
             cell = queue.pop()
@@ -86,27 +82,17 @@ def _propagate(cands: list[int], queue: list[int]) -> bool:
             if only:
                 for c in unit:
                     m = cands[c] & only
+                    if m & (m - 1):  # one cell is the only home of two digits
+                        return False
                     if m and cands[c] != m:
-                        if m & (m - 1):  # one cell is the only home of two digits
-                            return False
                         cands[c] = m
                         queue.append(c)
         if not queue:
             return True
 
 
-def _initial(grid: Sequence[int]) -> list[int] | None:
-    cands = [_ALL] * 81
-    queue = []
-    for c, d in enumerate(grid):
-        if d:
-            cands[c] = 1 << (d - 1)
-            queue.append(c)
-    return cands if _propagate(cands, queue) else None
-
-
-def _search(cands: list[int], limit: int, out: list[Grid], rng: random.Random | None, guesses: list[int]) -> None:
-    """Depth-first search on the most constrained cell (MRV); appends solutions to `out` up to `limit`."""
+def _search(cands: list[int], limit: int, out: list[Grid], rng: random.Random | None, guesses: list[int]):
+    """DFS on the fewest-candidate cell (MRV): appends up to `limit` solutions; guesses[0] counts guesses."""
     best, best_n = -1, 10
     for c in range(81):
         n = _POPCOUNT[cands[c]]
@@ -135,13 +121,13 @@ def _run(grid: Sequence[int], limit: int, rng: random.Random | None = None) -> t
     _check_grid(grid)
     if limit < 1:
         raise ArdmError(f"limit must be at least 1, got {limit}")
-    problem = _duplicate(grid)
-    if problem:
+    if problem := _duplicate(grid):
         raise ArdmError(f"the givens break a sudoku rule: {problem}")
+    grid = [int(d) for d in grid]  # plain ints: numpy scalars would slow every mask operation
     out: list[Grid] = []
     guesses = [0]
-    cands = _initial(grid)
-    if cands is not None:
+    cands = [1 << (d - 1) if d else _ALL for d in grid]
+    if _propagate(cands, [c for c in range(81) if grid[c]]):
         _search(cands, limit, out, rng, guesses)
     return out, guesses[0]
 
@@ -171,7 +157,7 @@ def conflicts(grid: Sequence[int]) -> set[int]:
 
 
 def violations(grid: Sequence[int]) -> int:
-    """Unordered pairs of peer cells holding the same nonzero digit (0 for any valid grid, partial or full)."""
+    """Unordered pairs of peer cells holding the same nonzero digit (0 for any valid partial or full grid)."""
     _check_grid(grid)
     return sum(1 for c in range(81) if grid[c] for p in PEERS[c] if p > c and grid[p] == grid[c])
 
@@ -215,9 +201,9 @@ def make_puzzle(givens: int, seed: int, max_tries: int = 50) -> tuple[Grid, Grid
     """A (puzzle, solution) pair with exactly `givens` givens and a unique solution, deterministic in `seed`.
 
     Cells of a random solution are blanked in a random order, skipping any blank that would allow a second
-    solution.  That greedy pass gets stuck, typically at 22-27 givens and rarely below ~21-22, so a pass
-    that ends above `givens` starts over with a new grid; after `max_tries` passes it gives up.  For
-    "hard" sets use 21-25 givens: fewer is usually unreachable this way.
+    solution.  That greedy pass gets stuck where no further cell can go, typically at 23-26 givens and
+    rarely below ~21-22, so a pass that ends above `givens` starts over with a new grid and order; after
+    `max_tries` passes it gives up.  For "hard" sets use 21-25 givens: fewer is usually out of reach.
     """
     if not 17 <= givens <= 80:
         raise ArdmError(f"givens must be between 17 and 80, got {givens}")
@@ -227,9 +213,8 @@ def make_puzzle(givens: int, seed: int, max_tries: int = 50) -> tuple[Grid, Grid
     for _ in range(max_tries):
         solution = random_solution(rng)
         puzzle = list(solution)
-        order = rng.sample(range(81), 81)
         left = 81
-        for c in order:
+        for c in rng.sample(range(81), 81):
             if left == givens:
                 break
             puzzle[c] = 0
@@ -245,24 +230,18 @@ def make_puzzle(givens: int, seed: int, max_tries: int = 50) -> tuple[Grid, Grid
     )
 
 
-def _derived_seed(seed: int, j: int) -> int:
-    # A hash rather than seed + j, so neighbouring base seeds do not share puzzles.
-    return int.from_bytes(hashlib.sha256(f"{seed}/{j}".encode()).digest()[:8], "big")
-
-
 def make_puzzles(num: int, givens: int | tuple[int, int], seed: int) -> list[tuple[Grid, Grid]]:
     """`num` puzzles; puzzle j uses a seed derived from (seed, j), a (lo, hi) range draws its givens."""
     if num < 0:
         raise ArdmError(f"num must be non-negative, got {num}")
-    if isinstance(givens, int):
-        counts = [givens] * num
-    else:
-        lo, hi = givens
-        if not 17 <= lo <= hi <= 80:
-            raise ArdmError(f"givens range must satisfy 17 <= lo <= hi <= 80, got ({lo}, {hi})")
-        draw = random.Random(seed)
-        counts = [draw.randint(lo, hi) for _ in range(num)]
-    return [make_puzzle(g, _derived_seed(seed, j)) for j, g in enumerate(counts)]
+    lo, hi = (givens, givens) if isinstance(givens, int) else givens
+    if not 17 <= lo <= hi <= 80:
+        raise ArdmError(f"givens must be in 17..80 (a range as lo <= hi), got {givens}")
+    draw = random.Random(seed)
+    counts = [draw.randint(lo, hi) for _ in range(num)]
+    # Seeds hashed from (seed, j) rather than seed + j, so neighbouring base seeds share no puzzles.
+    seeds = [int.from_bytes(hashlib.sha256(f"{seed}/{j}".encode()).digest()[:8], "big") for j in range(num)]
+    return [make_puzzle(g, s) for g, s in zip(counts, seeds)]
 
 
 def format_grid(grid: Sequence[int]) -> str:
@@ -272,15 +251,11 @@ def format_grid(grid: Sequence[int]) -> str:
 
 
 def pretty(grid: Sequence[int]) -> str:
-    """A 9-row picture with '|' and '-' box separators, for a terminal."""
+    """The 9 rows with '|' between boxes and a '-' line between bands (11 lines), for a terminal."""
     text = format_grid(grid)
-    lines = []
-    for r in range(9):
-        row = text[9 * r : 9 * r + 9]
-        lines.append(" | ".join(" ".join(row[i : i + 3]) for i in (0, 3, 6)))
-        if r in (2, 5):
-            lines.append("------+-------+------")
-    return "\n".join(lines)
+    rows = [" | ".join(" ".join(text[r + i : r + i + 3]) for i in (0, 3, 6)) for r in range(0, 81, 9)]
+    sep = "------+-------+------"
+    return "\n".join(rows[:3] + [sep] + rows[3:6] + [sep] + rows[6:])
 
 
 def parse_grid(text: str) -> Grid:
@@ -308,26 +283,27 @@ class LineError:
 
 
 def _is_header(line: str) -> bool:
+    # e.g. "quizzes,solutions" (Kaggle) or "puzzle,solution": only words, so it cannot be a grid
     return all(f.strip().replace("_", "").isalpha() for f in line.split(","))
+
+
+def _parse_field(text: str, what: str) -> Grid:
+    try:
+        return parse_grid(text)
+    except ArdmError as e:
+        raise ArdmError(f"{what}: {e}") from None
 
 
 def _read_line(number: int, line: str) -> Entry:
     fields = line.split(",")
     if len(fields) > 2:
         raise ArdmError(f"expected 'puzzle' or 'puzzle,solution', found {len(fields)} fields")
-    try:
-        puzzle = parse_grid(fields[0])
-    except ArdmError as e:
-        raise ArdmError(f"puzzle: {e}") from None
-    problem = _duplicate(puzzle)
-    if problem:
+    puzzle = _parse_field(fields[0], "puzzle")
+    if problem := _duplicate(puzzle):
         raise ArdmError(f"the givens break a sudoku rule: {problem}")
     solution = None
     if len(fields) == 2:
-        try:
-            solution = parse_grid(fields[1])
-        except ArdmError as e:
-            raise ArdmError(f"solution: {e}") from None
+        solution = _parse_field(fields[1], "solution")
         if not is_solved(solution):
             raise ArdmError("the solution is not a valid solved grid")
         if not is_solved(solution, puzzle):
@@ -347,6 +323,8 @@ def read_puzzles(path: str | Path) -> tuple[list[Entry], list[LineError]]:
         text = Path(path).read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM from spreadsheet exports
     except FileNotFoundError:
         raise ArdmError(f"puzzle file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArdmError(f"cannot read puzzle file {path}: {e}") from None
     entries: list[Entry] = []
     errors: list[LineError] = []
     first = True
@@ -354,10 +332,9 @@ def read_puzzles(path: str | Path) -> tuple[list[Entry], list[LineError]]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if first and _is_header(line):
-            first = False
+        maybe_header, first = first, False
+        if maybe_header and _is_header(line):
             continue
-        first = False
         try:
             entries.append(_read_line(number, line))
         except ArdmError as e:

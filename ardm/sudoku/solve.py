@@ -1,0 +1,141 @@
+"""Solving Sudoku with a trained denoiser (or its AR twin) through the one generation loop.
+
+The givens are `given` positions of `generate()` (settled, fed at level 0, as in training); every
+sampler runs unchanged. The only Sudoku-specific piece is the verifier passed as `stop`: a row
+finishes as soon as its grid is complete and breaks no rule, and its NFE stops counting (issue:
+"a sampler may stop early once the grid satisfies every constraint").
+
+Selectivity of revisions (SPEC §8.2) from a trace: an overwrite is helpful (wrong -> right),
+harmful (right -> wrong) or neutral (wrong -> wrong); "in conflict" when the cell broke a rule just
+before it was overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..generate import generate
+from ..samplers import Sampler
+from .puzzles import UNITS, conflicts, is_solved, violations
+
+PROMPT = "\n"  # every record starts with a newline (ardm.sudoku.corpus)
+
+
+@dataclass
+class Attempt:
+    grid: tuple[int, ...]  # 81 digits, 0 where the model wrote something that is not a digit
+    solved: bool  # complete, no rule broken, givens kept
+    violations: int  # pairs of peers holding the same digit
+    nfe: int
+
+
+class Codec:
+    """Digits <-> a model's token ids (records are "\\n" + 81 digits)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.prompt = tokenizer.encode(PROMPT)
+        self.ids = [tokenizer.encode(str(d))[0] for d in range(1, 10)]
+        table = torch.zeros(tokenizer.vocab_size + 1, dtype=torch.long)  # + MASK -> 0
+        for d, i in enumerate(self.ids, start=1):
+            table[i] = d
+        self.to_digit = table
+        self.units = torch.tensor(UNITS)  # [27, 9]
+
+    def given(self, puzzles: Sequence[Sequence[int]]) -> torch.Tensor:
+        """[B, 1 + 81] token ids of the givens, -1 at blanks (and at the prompt)."""
+        out = torch.full((len(puzzles), len(self.prompt) + 81), -1, dtype=torch.long)
+        for b, p in enumerate(puzzles):
+            for c, d in enumerate(p):
+                if d:
+                    out[b, len(self.prompt) + c] = self.ids[d - 1]
+        return out
+
+    def digits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, L] token ids -> [B, 81] digits (0: MASK or a non-digit token)."""
+        return self.to_digit[x[:, len(self.prompt) :].cpu()]
+
+    def valid(self, x: torch.Tensor) -> torch.Tensor:
+        """[B] bool: every cell holds a digit and every unit holds each digit once."""
+        d = self.digits(x)
+        onehot = torch.nn.functional.one_hot(d, 10)[..., 1:]  # [B, 81, 9]
+        per_unit = onehot[:, self.units].sum(2)  # [B, 27, 9]
+        return (d > 0).all(1) & (per_unit == 1).all(2).all(1)
+
+
+def solve_batch(
+    model,
+    tokenizer,
+    sampler: Sampler,
+    puzzles: Sequence[Sequence[int]],
+    steps: int,
+    *,
+    seed: int = 0,
+    temperature: float = 1.0,
+    stop_early: bool = True,
+    trace: bool = False,
+) -> tuple[list[Attempt], dict | None]:
+    """One attempt per puzzle with `sampler` at budget `steps`; rows use seeds seed + b."""
+    codec = Codec(tokenizer)
+    prompt = torch.tensor(codec.prompt)
+    g = generate(
+        model,
+        sampler,
+        length=len(codec.prompt) + 81,
+        steps=steps,
+        batch=len(puzzles),
+        prompt=prompt,
+        given=codec.given(puzzles),
+        seed=seed,
+        temperature=temperature,
+        stop=codec.valid if stop_early else None,
+        trace=trace,
+    )
+    digits = codec.digits(g.tokens).tolist()
+    attempts = []
+    for b, p in enumerate(puzzles):
+        grid = tuple(digits[b])
+        attempts.append(Attempt(grid, is_solved(grid, p), violations(grid), g.nfe_per_sample[b]))
+    return attempts, g.trace
+
+
+def selectivity(
+    trace: dict, codec: Codec, puzzles: Sequence[Sequence[int]], solutions: Sequence[Sequence[int]]
+) -> dict[str, float]:
+    """Replay a trace: how many overwrites were helpful / harmful / neutral and how many hit a cell
+    that was in conflict just before (counts summed over the batch)."""
+    P = trace["prompt_length"]
+    grids = [list(p) for p in puzzles]
+    table = codec.to_digit.tolist()
+    out = {
+        "overwrites": 0,
+        "helpful": 0,
+        "harmful": 0,
+        "neutral": 0,
+        "in_conflict": 0,
+        "conflict_cells_per_step": 0.0,
+    }
+    steps = 0
+    for rec in trace["records"]:
+        for b, grid in enumerate(grids):
+            bad = conflicts(grid)
+            out["conflict_cells_per_step"] += len(bad)
+            for pos, old, new in rec["overwritten"][b]:
+                c = pos - P
+                right = solutions[b][c]
+                out["overwrites"] += 1
+                out["in_conflict"] += c in bad
+                was, now = table[old] == right, table[new] == right
+                out["helpful" if now and not was else "harmful" if was and not now else "neutral"] += 1
+            for pos, _old in rec["remasked"][b]:
+                grid[pos - P] = 0
+            for entry in rec["written"][b] + [[e[0], e[2]] for e in rec["overwritten"][b]]:
+                grid[entry[0] - P] = table[entry[1]]
+        steps += len(grids)
+    out["conflict_cells_per_step"] /= max(steps, 1)
+    n = max(out["overwrites"], 1)
+    out.update(precision=out["helpful"] / n, share_in_conflict=out["in_conflict"] / n)
+    return out
