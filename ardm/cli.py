@@ -191,8 +191,10 @@ def _add_misc(sub) -> None:
 
 def _add_compare(sub) -> None:
     from .cli_compare import add_compare_parsers
+    from .cli_sudoku import add_sudoku_parser
 
     add_compare_parsers(sub)
+    add_sudoku_parser(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -478,6 +480,12 @@ def cmd_compare(args) -> int:
     return run(args)
 
 
+def cmd_sudoku(args) -> int:
+    from .cli_sudoku import cmd_sudoku as run
+
+    return run(args)
+
+
 def cmd_demo(args) -> int:
     from .cli_compare import parse_budgets
     from .demo import run_demo
@@ -490,7 +498,8 @@ def cmd_demo(args) -> int:
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "train-gate": cmd_train_gate,
             "recipes": cmd_recipes,
             "export": cmd_export, "table": cmd_table, "plan": cmd_plan, "compress": cmd_compress,
-            "decompress": cmd_compress, "demo": cmd_demo, "compare": cmd_compare, "ablate": cmd_compare}
+            "decompress": cmd_compress, "demo": cmd_demo, "compare": cmd_compare, "ablate": cmd_compare,
+            "sudoku": cmd_sudoku}
 
 
 def main(argv: list[str] | None = None) -> int:

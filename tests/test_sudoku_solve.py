@@ -1,0 +1,203 @@
+"""Sudoku through the generation loop: corpus, conditioned training, solving, selectivity, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ardm.cli import main
+from ardm.config import DataConfig
+from ardm.data import BlockSampler, load_corpus
+from ardm.errors import ArdmError
+from ardm.objectives import DiffusionObjective
+from ardm.recipes import get_recipe
+from ardm.samplers import make_sampler
+from ardm.sudoku.bench import wilson
+from ardm.sudoku.corpus import RECORD_LEN, solved_grids, sudoku_corpus
+from ardm.sudoku.puzzles import is_solved, make_puzzles, write_puzzles
+from ardm.sudoku.solve import Codec, selectivity, solve_batch
+from ardm.tokenizer import CharTokenizer
+from ardm.train import train
+
+from .toy_models import ToyModel
+
+TOK = CharTokenizer(list("\n123456789"))
+
+
+def test_corpus_grids_are_valid_deterministic_and_split_by_records():
+    grids = solved_grids(60, seed=3)
+    assert all(is_solved(tuple(g)) for g in grids.tolist())
+    assert np.array_equal(grids, solved_grids(60, seed=3)) and not np.array_equal(grids, solved_grids(60, 4))
+    c = sudoku_corpus("sudoku:50:1", 0.1)
+    assert len(c.train) == 45 * RECORD_LEN and len(c.val) == 5 * RECORD_LEN
+    assert c.train[0] == "\n" and c.val[0] == "\n" and len(c.sha256) == 64
+    assert load_corpus(DataConfig(path="sudoku:50:1", seq_len=82)).sha256 == c.sha256
+    for bad in ("sudoku:", "sudoku:x", "sudoku:5", "sudoku:50:1:2"):
+        with pytest.raises(ArdmError, match="sudoku:N"):
+            sudoku_corpus(bad, 0.1)
+
+
+def test_block_sampler_stride_starts_windows_at_record_boundaries():
+    ids = torch.arange(10 * RECORD_LEN)
+    windows = BlockSampler(ids, RECORD_LEN, seed=0, stride=RECORD_LEN).batch(64)
+    assert bool((windows[:, 0] % RECORD_LEN == 0).all())
+
+
+def test_clean_positions_stay_clean_get_level_zero_and_no_loss():
+    cfg = get_recipe("sudoku")
+    cfg.model.vocab_size = 10
+    obj = DiffusionObjective(cfg)
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(10))
+
+        def forward(self, z, t):
+            seen["z"], seen["t"] = z, t
+            return self.w.expand(*z.shape, 10), None
+
+    gen = torch.Generator().manual_seed(0)
+    clean = obj.clean_positions(256, 82, torch.Generator().manual_seed(0))
+    counts = clean.sum(1)
+    assert int(counts.min()) >= 17 and int(counts.max()) <= 60
+    x = torch.randint(0, 10, (256, 82))
+    loss, _ = obj.loss(Spy(), x, gen)
+    clean = seen["t"] == 0  # other positions get levels >= t_min > 0
+    assert torch.isfinite(loss)
+    assert 17 <= int(clean.sum(1).min()) and int(clean.sum(1).max()) <= 60
+    assert bool((seen["z"][clean] == x[clean]).all()) and bool((seen["z"] != x).any())
+    loss.backward()
+
+
+def oracle(solutions, sure: float = 8.0):
+    """Bidirectional toy: at every cell, the solution's digit is `sure` nats more likely."""
+    ids = torch.tensor([[0] + list(s) for s in solutions])  # char ids of digits 1..9 are 1..9
+
+    def fn(tokens, call):
+        logits = torch.zeros(*tokens.shape, 10)
+        logits.scatter_(-1, ids[: tokens.shape[0], :, None], sure)
+        return logits
+
+    return ToyModel(fn, vocab=10, max_len=82)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return make_puzzles(4, 40, seed=5)
+
+
+@pytest.mark.parametrize("name", ["mdlm", "gate", "fixed", "remdm", "l2r"])
+def test_a_confident_model_solves_with_every_sampler_and_stops_early(pairs, name):
+    puzzles, solutions = zip(*pairs)
+    steps = 81
+    attempts, _ = solve_batch(oracle(solutions), TOK, make_sampler(name), puzzles, steps, temperature=0.0)
+    assert all(a.solved and a.violations == 0 for a in attempts)
+    if name == "l2r":  # one blank per step: exactly the number of blanks
+        assert [a.nfe for a in attempts] == [sum(c == 0 for c in p) for p in puzzles]
+    elif name == "gate":  # fill="all" drafts every cell at step 1; the verifier accepts it there
+        assert [a.nfe for a in attempts] == [1] * len(puzzles)
+    else:  # the schedule reveals the last blank at the last step at the latest
+        assert all(a.nfe <= steps for a in attempts)
+
+
+def test_codec_validity_check_matches_the_rules(pairs):
+    codec = Codec(TOK)
+    _, solution = pairs[0]
+    x = torch.tensor([[0] + list(solution)])
+    assert codec.valid(x).tolist() == [True]
+    y = x.clone()
+    y[0, 5] = y[0, 6]  # a duplicate in row 0
+    z = x.clone()
+    z[0, 10] = 10  # MASK
+    assert codec.valid(torch.cat([y, z])).tolist() == [False, False]
+
+
+def test_selectivity_of_a_known_trace(pairs):
+    puzzle, solution = pairs[0]
+    blanks = [c for c, d in enumerate(puzzle) if d == 0]
+    a, b = blanks[:2]
+    wrong_a = solution[a] % 9 + 1
+    # step 1 writes a wrong digit at a and the right one at b; step 2 fixes a (helpful, a was in
+    # conflict iff the wrong digit clashes) and breaks b (harmful)
+    recs = [{"written": [[[1 + a, wrong_a], [1 + b, solution[b]]]], "overwritten": [[]], "remasked": [[]]},
+            {"written": [[]], "overwritten": [[[1 + a, wrong_a, solution[a]], [1 + b, solution[b], wrong_a]]],
+             "remasked": [[]]}]
+    s = selectivity({"prompt_length": 1, "records": recs}, Codec(TOK), [puzzle], [solution])
+    assert (s["overwrites"], s["helpful"], s["harmful"], s["neutral"]) == (2, 1, 1, 0)
+    assert s["precision"] == 0.5
+
+
+def test_wilson_interval():
+    assert wilson(0, 0) == (0.0, 1.0)
+    lo, hi = wilson(50, 100)
+    assert lo < 0.5 < hi and hi - lo < 0.2
+    assert wilson(100, 100)[1] == pytest.approx(1.0) and wilson(100, 100)[0] > 0.95
+
+
+@pytest.fixture(scope="module")
+def tiny_sudoku(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sudoku")
+    for recipe in ("sudoku", "sudoku-ar"):
+        cfg = get_recipe(recipe)
+        cfg.data.path = "sudoku:40"
+        cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model = 1, 2, 16
+        t = cfg.train
+        t.batch_size, t.max_steps, t.warmup_steps = 4, 3, 1
+        t.eval_interval, t.ckpt_interval, t.eval_batches = 100, 3, 1
+        train(cfg, root / recipe, progress=False)
+    return root
+
+
+def test_cli_solve_reports_bad_lines_and_solves_the_rest(tiny_sudoku, tmp_path, capsys, pairs):
+    good = "".join(str(d) for d in pairs[0][0])
+    lines = ["puzzle,solution", good, good[:80], good[:40] + "x" + good[41:], good.replace("0", ".")]
+    f = tmp_path / "p.txt"
+    f.write_text("\n".join(lines) + "\n")
+    code = main(["sudoku", "solve", "--checkpoint", str(tiny_sudoku / "sudoku"), "--puzzles", str(f),
+                 "--sampler", "gate", "--nfe", "4", "--json"])
+    out = capsys.readouterr()
+    assert code == 0
+    res = json.loads(out.out)
+    assert res["puzzles"] == 2 and res["bad_lines"] == [3, 4]
+    assert f"{f}:3:" in out.err and f"{f}:4:" in out.err
+    assert [a["line"] for a in res["attempts"]] == [2, 5]
+
+
+def test_cli_bench_writes_results_plot_and_summary(tiny_sudoku, tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["sudoku", "bench", "--checkpoint", str(tiny_sudoku / "sudoku"),
+                 "--ar", str(tiny_sudoku / "sudoku-ar"), "--samplers", "mdlm,gate,l2r", "--nfe", "4,81",
+                 "--sets", "easy", "--num", "2", "--out", str(out), "--no-progress"])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    runs = {(r["label"], r["nfe_budget"]) for r in res["runs"]}
+    assert {("mdlm", 4), ("gate", 81), ("l2r", 81), ("ar", 81)} <= runs and ("l2r", 4) not in runs
+    assert all(0 <= r["solve_rate"] <= 1 and len(r["attempts"]) == 2 for r in res["runs"])
+    assert (out / "solve_rate.png").stat().st_size > 1000 and (out / "puzzles-easy.csv").exists()
+    assert "| easy | 4 | mdlm |" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["generate", "--num", "0", "--out", "x"], "--num"),
+    (["generate", "--givens", "a-b", "--out", "x"], "--givens"),
+    (["generate", "--givens", "10", "--out", "x"], "17"),
+])
+def test_cli_sudoku_bad_input(args, message, capsys):
+    assert main(["sudoku", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_solve_refuses_a_file_without_valid_puzzles(tiny_sudoku, tmp_path, capsys):
+    f = tmp_path / "bad.txt"
+    f.write_text("123\n")
+    assert main(["sudoku", "solve", "--checkpoint", str(tiny_sudoku / "sudoku"), "--puzzles", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert ":1:" in err and "no valid puzzle" in err
+    write_puzzles(tmp_path / "ok.csv", make_puzzles(1, 40, seed=1))
+    assert main(["sudoku", "solve", "--checkpoint", str(tiny_sudoku / "sudoku"), "--puzzles",
+                 str(tmp_path / "ok.csv"), "--nfe", "0"]) == 2
