@@ -6,7 +6,9 @@ trained by our `-ar` recipes, always beside the samples' unigram entropy and dis
 sampler cannot win by repeating itself. Revisions come from each run's trace (ardm.metrics).
 
 A sampler spec is `NAME[:KEY=VALUE...]`, optionally labelled `LABEL=SPEC`:
-    fixed   remdm:strategy=loop   gate   gate-learned   no-entropy=gate:b_h=0
+    fixed   remdm:strategy=loop   gate   gate-learned   no-entropy=gate:b_h=0   gate:temperature=1.2
+(`temperature=` overrides the shared temperature for that run: for entropy-matched comparisons,
+reported as such.)
 `gate` is the linear gate (normalisation statistics from a calibration run at the same budget,
 SPEC §6.8); `gate-learned` the trained gate beside the checkpoint (or `gate-learned:path=DIR`).
 `ar` runs true AR decoding on the reference model itself (the causal baseline at NFE = n).
@@ -56,6 +58,7 @@ class SamplerSpec:
     name: str
     options: dict[str, Any]  # typed sampler options (parse_options)
     gate_path: str | None = None  # gate-learned:path=DIR
+    temperature: float | None = None  # NAME:temperature=T overrides the run's temperature (entropy matching)
 
     @classmethod
     def parse(cls, text: str) -> SamplerSpec:
@@ -65,11 +68,15 @@ class SamplerSpec:
         name, *pairs = spec.split(":")
         if name in ALIASES:
             name, pairs = ALIASES[name][0], ALIASES[name][1] + pairs
-        path = [p.partition("=")[2] for p in pairs if p.startswith("path=")]
-        pairs = [p for p in pairs if not p.startswith("path=")]
+        own = {k: v for k, _, v in (p.partition("=") for p in pairs) if k in ("path", "temperature")}
+        pairs = [p for p in pairs if p.partition("=")[0] not in own]
         if not label or not name:
             raise ArdmError(f"sampler spec {text!r} is empty")
-        return cls(label, name, parse_options(name, pairs), path[-1] if path else None)
+        try:
+            temperature = float(own["temperature"]) if "temperature" in own else None
+        except ValueError:
+            raise ArdmError(f"sampler spec {text!r}: temperature must be a number") from None
+        return cls(label, name, parse_options(name, pairs), own.get("path"), temperature)
 
     @property
     def calibrated(self) -> bool:
@@ -163,7 +170,8 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
     for first in range(0, cfg.num, cfg.batch_size):
         batch = min(cfg.batch_size, cfg.num - first)
         g = generate(loaded.model, sampler, length=length, steps=K, batch=batch, prompt=prompt,
-                     seed=cfg.seed + first, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                     seed=cfg.seed + first, top_k=cfg.top_k, top_p=cfg.top_p,
+                     temperature=cfg.temperature if spec.temperature is None else spec.temperature,
                      trace=True)
         wall += g.wall_time_s
         traces.append({**revision_stats(g.trace), "batch": g.tokens.shape[0]})
@@ -179,7 +187,9 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
     for s, (v, t) in zip(samples, nll, strict=True):
         s["gen_nll"], s["gen_tokens"] = round(v, 4), t
         s["entropy"] = round(unigram_entropy(s.pop("tokens")), 4)
+    temperature = cfg.temperature if spec.temperature is None else spec.temperature
     return {"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
+            "temperature": temperature,
             "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), "samples": samples}
 
 

@@ -108,8 +108,11 @@ def test_sampler_specs_parse_labels_aliases_and_options():
     assert (s.label, s.name, s.options["b_h"]) == ("no entropy", "gate", 0.0) and s.calibrated
     s = SamplerSpec.parse("remdm:strategy=loop")
     assert (s.label, s.options) == ("remdm:strategy=loop", {"strategy": "loop"})
-    s = SamplerSpec.parse("g=gate-learned:path=/x/gate")
-    assert s.gate_path == "/x/gate" and not s.calibrated
+    s = SamplerSpec.parse("g=gate-learned:path=/x/gate:temperature=1.5")
+    assert s.gate_path == "/x/gate" and not s.calibrated and s.temperature == 1.5
+    assert "temperature" not in s.options and SamplerSpec.parse("fixed").temperature is None
+    with pytest.raises(ArdmError, match="temperature must be a number"):
+        SamplerSpec.parse("fixed:temperature=hot")
     with pytest.raises(ArdmError, match="unknown sampler"):
         SamplerSpec.parse("nope")
     with pytest.raises(ArdmError, match="no option"):
@@ -166,3 +169,19 @@ def test_cli_compare_refuses_swapped_models(models, tmp_path, capsys):
     code = main(["compare", "--checkpoint", str(ar), "--reference", str(ar), "--no-progress",
                  "--out", str(tmp_path / "o")])
     assert code == 2 and "causal model" in capsys.readouterr().err
+
+
+def test_demo_runs_on_the_bundled_checkpoints(tmp_path, capsys):
+    """The bundled denoiser, its learned gate (keyed to the fp16 weights) and the AR reference load
+    and run through the demo (tiny budgets here; `make demo` runs the full one)."""
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--num", "2", "--nfe", "2,4", "--tokens", "4",
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "| NFE | sampler |" in out and "report:" in out
+    res = json.loads((tmp_path / "demo" / "results.json").read_text())
+    jsonschema.validate(res, schema())
+    labels = {r["label"] for r in res["runs"]}
+    assert {"l2r", "fixed", "remdm", "acs", "gate", "gate-learned", "ar"} <= labels
+    assert res["checkpoint"]["recipe"] == "shakespeare-char"
+    assert res["reference"]["recipe"] == "shakespeare-char-ar"
+    assert res["checkpoint"]["validation"]["bits_per_char"] < 3.0
