@@ -267,6 +267,24 @@ def validation_metrics(scorer, stats: SignalStats, draft: Draft, K: int, mask_id
     return {k: round(v, 6) for k, v in out.items()}
 
 
+THETA_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
+
+
+def select_theta(p: torch.Tensor, y: torch.Tensor, eligible: torch.Tensor) -> tuple[float, float]:
+    """SPEC §7.5: the threshold theta (for mask="threshold", m = p > theta) that maximises the F1 of m
+    against y = "the current token is wrong" over eligible positions; ties go to the larger theta
+    (fewer overwrites). Returns (theta, F1)."""
+    p, y = p[eligible].double(), y[eligible]
+    best = (THETA_GRID[-1], -1.0)
+    for theta in THETA_GRID:
+        m = p > theta
+        hits = (m & y).sum().item()
+        f1 = 2 * hits / max(m.sum().item() + y.sum().item(), 1)
+        if f1 >= best[1]:
+            best = (theta, f1)
+    return best[0], round(best[1], 6)
+
+
 # ---- normalisation statistics ------------------------------------------------------------------------
 
 
@@ -393,10 +411,14 @@ def train_gate(checkpoint: str | Path, cfg: GateTrainConfig | None = None, *, ou
                 log.write({"step": step, "split": "val", **final})
                 bar.set_postfix(val_L_step=f"{final['L_step']:.4f}", val_L_aux=f"{final['L_aux']:.4f}")
         scorer.eval()
+        with torch.no_grad():  # theta for threshold masks, on the validation drafts (SPEC §7.5)
+            _, t = gate_losses(scorer, ema.stats(), val, K, mask_id, opts, cfg)
+        deploy["theta"], theta_f1 = select_theta(t["p"], t["y"], t["eligible"])
         elapsed = round(time.perf_counter() - start, 2)
         training = {**dataclasses.asdict(cfg), "lr": cfg.learning_rate, "data": corpus.source,
                     "data_sha256": corpus.sha256, "seq_len": n, "device": str(dev),
-                    "stats_frozen_at_step": frozen_at, "elapsed_s": elapsed}
+                    "stats_frozen_at_step": frozen_at, "elapsed_s": elapsed,
+                    "theta_selected": {"theta": deploy["theta"], "f1": theta_f1, "grid": list(THETA_GRID)}}
         write_gate_files(tmp, scorer, ema.stats(), deploy, ckpt, training,
                          {"initial": initial, "final": final})
     return {"out": str(out), "kind": cfg.kind, "steps": cfg.steps, "elapsed_s": elapsed,

@@ -211,6 +211,9 @@ def test_train_gate_lowers_validation_loss_and_records_everything(trained_gate):
     assert [r["step"] for r in val] == [0, 20, 40]
     assert all(0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 for r in val)
     assert val[-1]["L_aux"] == last["L_aux"]
+    chosen = doc["training"]["theta_selected"]  # SPEC §7.5: theta by validation F1, deployed
+    assert doc["sampler"]["theta"] == chosen["theta"] and chosen["theta"] in chosen["grid"]
+    assert 0 <= chosen["f1"] <= 1
 
 
 def test_sample_uses_the_trained_gate_and_falls_back_to_linear(trained_gate, denoiser, other_denoiser,
@@ -263,3 +266,16 @@ def test_sample_gate_option_errors(capsys, other_denoiser, tmp_path):
     assert code == 2 and "has no trained gate" in err
     code, _, err = run(capsys, *base, "--sampler", "gate", "--gate", str(tmp_path / "none"))
     assert code == 2 and "no gate in" in err
+
+
+def test_select_theta_maximises_f1_on_a_known_case():
+    from ardm.gate_training import select_theta
+
+    # wrong tokens have p 0.7 / 0.8, right ones 0.2 / 0.6: any theta in [0.6, 0.7) separates them
+    p = torch.tensor([0.7, 0.8, 0.2, 0.6, 0.99])
+    y = torch.tensor([True, True, False, False, True])
+    eligible = torch.tensor([True, True, True, True, False])  # the last one is not a decision
+    theta, f1 = select_theta(p, y, eligible)
+    assert theta == pytest.approx(0.65) and f1 == 1.0
+    none = torch.zeros(3, dtype=torch.bool)
+    assert select_theta(torch.zeros(3), none, ~none)[1] == 0.0
