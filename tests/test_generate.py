@@ -211,6 +211,22 @@ def test_sample_json(capsys, checkpoints, tmp_path, sampler, steps):
     assert [s["text"] for s in json.loads(out2)["samples"]] == [s["text"] for s in rep["samples"]]
 
 
+def test_sample_mbr_keeps_one_candidate_per_sample_and_multiplies_nfe(capsys, checkpoints):
+    args = ["--checkpoint", str(checkpoints / "diffusion"), "--sampler", "mdlm", "--steps", "4", "--json"]
+    code, out, err = sample(capsys, *args, "--num", "6")
+    assert code == 0, err
+    plain = json.loads(out)["samples"]
+    code, out, err = sample(capsys, *args, "--num", "2", "--mbr", "3")
+    assert code == 0, err
+    chosen = json.loads(out)["samples"]
+    assert len(chosen) == 2
+    for i, smp in enumerate(chosen):  # sample i's candidates are seeds 3i .. 3i + 2
+        group = plain[3 * i: 3 * i + 3]
+        assert smp["mbr"]["candidate_seeds"] == [3 * i, 3 * i + 1, 3 * i + 2]
+        assert smp["text"] == plain[smp["mbr"]["chosen_seed"]]["text"]
+        assert smp["nfe"] == sum(c["nfe"] for c in group)
+
+
 def test_sample_ar_plain_text(capsys, checkpoints):
     code, out, err = sample(capsys, "--checkpoint", str(checkpoints / "ar"), "--sampler", "ar",
                             "--steps", "11", "--length", "12", "--prompt", "\n")
@@ -231,6 +247,7 @@ def test_sample_ar_plain_text(capsys, checkpoints):
     (["--sampler", "gate", "--steps", "4", "--set", "mask=coin"], ["mask must be one of"]),
     (["--sampler", "gate", "--steps", "4", "--set", "speed=3"], ["no option 'speed'"]),
     (["--sampler", "mdlm", "--steps", "4", "--num", "0"], ["--num must be >= 1"]),
+    (["--sampler", "mdlm", "--steps", "4", "--mbr", "0"], ["--mbr must be >= 1"]),
 ])
 def test_sample_bad_input_gives_one_clear_line(capsys, checkpoints, argv, needles):
     code, out, err = sample(capsys, "--checkpoint", str(checkpoints / "diffusion"), *argv)
