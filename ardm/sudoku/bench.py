@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from ..checkpoint import Loaded, atomic_write_text, git_commit, load
-from ..compare import SamplerSpec
+from ..compare import CALIBRATION_SEED_OFFSET, SamplerSpec
 from ..errors import ArdmError
 from ..samplers import SAMPLERS
+from ..samplers.gate import calibrate
 from .puzzles import format_grid, make_puzzles, write_puzzles
 from .solve import Codec, selectivity, solve_batch
 
@@ -29,6 +31,7 @@ from .solve import Codec, selectivity, solve_batch
 # with a uniqueness check rarely gets below ~22 givens (ardm.sudoku.puzzles.make_puzzle), so hard
 # sets are drawn from 22-25.
 DIFFICULTY = {"easy": (36, 45), "medium": (27, 35), "hard": (22, 25)}
+CALIBRATION_NUM = 32  # puzzles of the set that calibrate the linear gate (label-free: givens only)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -65,11 +68,16 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
     """Solve every puzzle once; returns per-puzzle records and the selectivity of the overwrites."""
     from ..gate_store import gate_sampler
 
+    codec = Codec(loaded.tokenizer)
     if spec.name == "gate" and spec.options.get("gate") not in ("linear", "none"):
         sampler, _ = gate_sampler(loaded.path, dict(spec.options), spec.gate_path)
     else:
         sampler = SAMPLERS[spec.name](**spec.options)
-    codec = Codec(loaded.tokenizer)
+    if spec.calibrated:  # the linear gate's normalisation statistics at this budget (SPEC §6.8)
+        given = codec.given([p for p, _ in pairs[:CALIBRATION_NUM]])
+        sampler.stats = calibrate(loaded.model, length=given.shape[1], steps=K, num=len(given),
+                                  batch=cfg.batch_size, prompt=torch.tensor(codec.prompt), given=given,
+                                  seed=cfg.seed + CALIBRATION_SEED_OFFSET)
     records, sel = [], None
     for first in range(0, len(pairs), cfg.batch_size):
         chunk = pairs[first:first + cfg.batch_size]
