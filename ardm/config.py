@@ -37,6 +37,7 @@ class ModelConfig:
     dropout: float = 0.0
     attention: str = "bidirectional"  # "bidirectional" (denoiser) | "causal" (AR reference)
     time_conditioning: str = "per_token"  # "per_token" | "none" (time-agnostic, SPEC §1)
+    abs_pos: bool = False  # add a learned absolute position embedding to RoPE (fixed layouts: Sudoku)
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"model.vocab_size must be >= 0, got {self.vocab_size}")

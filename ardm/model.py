@@ -91,6 +91,8 @@ class Denoiser(nn.Module):
             raise ValueError("ModelConfig.vocab_size must be set (>= 1) before building the model")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.d_model)  # + MASK
+        if cfg.abs_pos:  # RoPE sees offsets only; a fixed 2-D layout (Sudoku rows/boxes) needs where
+            self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
         if cfg.time_conditioning == "per_token":
             self.time_mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.SiLU(),
                                           nn.Linear(cfg.d_model, cfg.d_model))
@@ -119,7 +121,9 @@ class Denoiser(nn.Module):
 
     def num_params(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
-        return n - (self.tok_emb.weight.numel() + self.head.weight.numel() if non_embedding else 0)
+        emb = self.tok_emb.weight.numel() + self.head.weight.numel()
+        emb += self.pos_emb.weight.numel() if self.cfg.abs_pos else 0
+        return n - (emb if non_embedding else 0)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.tok_emb(tokens)
@@ -136,6 +140,8 @@ class Denoiser(nn.Module):
         if L > self.cfg.max_len:
             raise ValueError(f"sequence length {L} exceeds the model's max_len {self.cfg.max_len}")
         x = self.embed(tokens) if input_embeds is None else input_embeds
+        if self.cfg.abs_pos:
+            x = x + self.pos_emb.weight[:L]
         if self.cfg.time_conditioning == "per_token":
             if t is None:
                 raise ValueError("this denoiser is time-conditioned: pass per-token noise levels t")

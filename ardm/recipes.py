@@ -117,6 +117,7 @@ def sudoku() -> RunConfig:
                      TrainConfig(objective="diffusion", batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=200,
                                  max_steps=20000, eval_interval=500, ckpt_interval=500, ema_decay=0.999))
     cfg.model.n_layer = 6  # constraint propagation wants depth more than width
+    cfg.model.abs_pos = True  # rows, columns and boxes are absolute positions, not offsets
     return cfg
 
 

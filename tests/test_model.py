@@ -244,3 +244,21 @@ def test_timestep_embedding_distinguishes_levels():
     assert e.shape == (1, 3, 32)
     assert (e[0, 0] - e[0, 1]).abs().max() > 1e-2
     assert torch.allclose(e[0, 0], torch.cat([torch.ones(16), torch.zeros(16)]))
+
+
+def test_absolute_positions_break_shift_invariance_only_when_asked():
+    """RoPE alone sees offsets: a constant input gives the same output at every position (away from
+    nothing but itself). With abs_pos each position gets its own embedding, so outputs differ."""
+    from ardm.config import ModelConfig
+    from ardm.model import Denoiser
+
+    torch.manual_seed(0)
+    kw = dict(vocab_size=5, n_layer=1, n_head=2, d_model=16, max_len=8, time_conditioning="none")
+    x = torch.full((1, 8), 2)
+    plain = Denoiser(ModelConfig(**kw))
+    logits, _ = plain(x)
+    assert torch.allclose(logits[0, 0], logits[0, 5], atol=1e-5)
+    with_pos = Denoiser(ModelConfig(**kw, abs_pos=True))
+    logits, _ = with_pos(x)
+    assert not torch.allclose(logits[0, 0], logits[0, 5], atol=1e-5)
+    assert with_pos.num_params() == plain.num_params()  # the position table counts as embedding
