@@ -46,11 +46,20 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=10000)
     ap.add_argument("--budgets", default="16,64,256")
     ap.add_argument("--out", default="runs/bench/compression.json")
+    ap.add_argument("--drop-unencodable-lines", action="store_true",
+                    help="for text the model was not trained on: drop lines with characters outside its "
+                         "vocabulary (reported) instead of refusing the input")
     args = ap.parse_args()
     loaded = ardm.load(args.checkpoint)
     dcfg = loaded.config.data
     corpus = load_corpus_like(dcfg, args.data)
-    text = corpus.val[: args.chars]
+    text, dropped = corpus.val, 0
+    if args.drop_unencodable_lines:
+        vocab = set(loaded.tokenizer.decode(list(range(loaded.tokenizer.vocab_size))))
+        lines = text.splitlines(keepends=True)
+        kept = [ln for ln in lines if set(ln) <= vocab]
+        text, dropped = "".join(kept), len(lines) - len(kept)
+    text = text[: args.chars]
     data = text.encode("utf-8")
     rows = []
     for budget in map(int, args.budgets.split(",")):
@@ -66,12 +75,14 @@ def main() -> None:
                      "decode_kb_per_s": len(data) / 1024 / (t2 - t1)})
     base = {k: 8 * v / len(text) for k, v in baselines(data).items()}
     result = {"benchmark": "compression", "checkpoint": str(loaded.path), "chars": len(text),
-              "bytes": len(data), "data_sha256": corpus.sha256, "ardm": rows,
+              "bytes": len(data), "data_sha256": corpus.sha256, "data": corpus.source,
+              "dropped_lines": dropped, "ardm": rows,
               "baselines_bits_per_char": base}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"{len(text):,} held-out characters of {corpus.source} ({loaded.config.recipe})")
+    print(f"{len(text):,} held-out characters of {corpus.source} ({loaded.config.recipe})"
+          + (f"; {dropped} lines with characters outside the vocabulary dropped" if dropped else ""))
     cols = ("bits/char", "model NLL", "overhead", "enc KB/s", "dec KB/s")
     print(f"{'coder':22s} " + " ".join(f"{c:>9s}" for c in cols))
     for r in rows:
