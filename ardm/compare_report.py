@@ -33,11 +33,17 @@ def low_entropy(run: dict, results: dict) -> bool:
     return ref is not None and run["entropy"] < ref - results["config"]["entropy_tolerance"]
 
 
+def ranked(run: dict, results: dict) -> bool:
+    """Runs that compete: entropy within tolerance, and not `ar` (the reference scoring its own
+    samples is context, not a competitor)."""
+    return run["sampler"] != "ar" and not low_entropy(run, results)
+
+
 def best_by_budget(results: dict) -> dict[int, dict | None]:
-    """NFE budget -> the run with the lowest gen-PPL among those not flagged low-entropy."""
+    """NFE budget -> the run with the lowest gen-PPL among the ranked ones."""
     out: dict[int, dict | None] = {}
     for K in results["config"]["nfe"]:
-        ok = [r for r in results["runs"] if r["nfe_budget"] == K and not low_entropy(r, results)]
+        ok = [r for r in results["runs"] if r["nfe_budget"] == K and ranked(r, results)]
         out[K] = min(ok, key=lambda r: r["gen_ppl"]) if ok else None
     return out
 
@@ -62,6 +68,34 @@ def _versus(a: dict, b: dict, results: dict) -> str:
         verdict += f"; NOT entropy-matched: {' and '.join(low)} below the reference entropy"
     return (f"{a['label']} gen-PPL {a['gen_ppl']:.2f} (entropy {a['entropy']:.3f}) vs {b['label']} "
             f"{b['gen_ppl']:.2f} (entropy {b['entropy']:.3f}): {verdict}")
+
+
+def headline(results: dict) -> list[str]:
+    """The evaluation issue's question per gate run: does its frontier dominate `fixed` at every
+    budget (gen-PPL intervals separated, entropy-matched), and does it match the best non-gate peer
+    at half that peer's NFE?"""
+    runs, budgets = results["runs"], results["config"]["nfe"]
+    lines = []
+    for label in dict.fromkeys(r["label"] for r in runs if r["sampler"] == "gate"):
+        mine = {r["nfe_budget"]: r for r in runs if r["label"] == label}
+        fixed = {r["nfe_budget"]: r for r in runs if r["sampler"] == "fixed"}
+        shared = [K for K in budgets if K in mine and K in fixed]
+        if shared:
+            wins = [K for K in shared if mine[K]["gen_ppl_ci"][1] < fixed[K]["gen_ppl_ci"][0]]
+            matched = [K for K in shared if not low_entropy(mine[K], results)]
+            verdict = "Dominates" if wins == shared == matched else "Does NOT dominate"
+            lines.append(f"- {label} vs fixed: lower gen-PPL with separated intervals at "
+                         f"{len(wins)}/{len(shared)} budgets; entropy-matched at "
+                         f"{len(matched)}/{len(shared)}. {verdict} fixed at matched entropy.")
+        for K in budgets:
+            peers = [r for r in runs
+                     if r["nfe_budget"] == 2 * K and r["sampler"] != "gate" and ranked(r, results)]
+            if K in mine and peers:
+                best = min(peers, key=lambda r: r["gen_ppl"])
+                lines.append(f"  - at NFE {K}: {mine[K]['gen_ppl']:.2f} (entropy {mine[K]['entropy']:.3f}) "
+                             f"vs the best entropy-matched non-gate run at NFE {2 * K}, {best['label']}: "
+                             f"{best['gen_ppl']:.2f} (entropy {best['entropy']:.3f})")
+    return lines
 
 
 def gate_statements(results: dict) -> list[str]:
@@ -132,13 +166,15 @@ def summary_markdown(results: dict, plots: list[Path]) -> str:
     lines += ["## Best at each budget", "",
               f"Lowest gen-PPL among runs whose entropy is at most {cfg['entropy_tolerance']} nats below the "
               f"reference entropy, {reference_entropy(results)[1]} (runs below are marked *low entropy* and "
-              "not ranked).", ""]
+              "not ranked). `ar` (the reference model's own samples, scored by itself) is context, "
+              "not ranked.", ""]
     for K, r in best_by_budget(results).items():
         lines.append(f"- NFE {K}: " + (f"**{r['label']}** (gen-PPL {_ci(r['gen_ppl'], r['gen_ppl_ci'])}, "
                                         f"entropy {r['entropy']:.3f})" if r else "no eligible run"))
     gate = gate_statements(results)
     if gate:
         lines += ["", "## The gate against `fixed` and `l2r`", "", *gate]
+        lines += ["", "## Headline: the gate's frontier", "", *headline(results)]
     if results["skipped"]:
         lines += ["", "## Not run", ""]
         lines += [f"- {s['label']} at NFE {s['nfe_budget']}: {s['reason']}" for s in results["skipped"]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .compare import CompareConfig, run_compare
-from .compare_report import best_by_budget, gate_statements, summary_table
+from .compare_report import best_by_budget, gate_statements, headline, summary_table
 from .errors import ArdmError
 
 BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -42,7 +42,7 @@ def run_demo(out: Path, checkpoints: Path = BUNDLED, num: int = DEMO_NUM, nfe: l
     for K, r in best_by_budget(results).items():
         print(f"NFE {K}: best {r['label']} (gen-PPL {r['gen_ppl']:.2f}, entropy {r['entropy']:.3f})" if r
               else f"NFE {K}: no run within the entropy tolerance")
-    print("\n".join(gate_statements(results)))
+    print("\n".join(gate_statements(results) + headline(results)))
     print(f"\n[demo] report: {Path(out) / 'summary.md'} (results.json and plots beside it; "
           f"{results['wall_time_s']} s)")
     return 0
