@@ -35,7 +35,9 @@ def add_sudoku_parser(sub) -> None:
     b = ss.add_parser("bench", help="solve rate vs NFE for every sampler on easy / medium / hard sets")
     b.add_argument("--checkpoint", required=True, help="the diffusion denoiser (recipe sudoku)")
     b.add_argument("--ar", help="the AR twin (recipe sudoku-ar), run with the `ar` sampler")
-    b.add_argument("--samplers", default="l2r,mdlm,remdm,acs,gate", help="comma-separated sampler specs")
+    b.add_argument("--samplers", default=None,
+                   help="comma-separated sampler specs (default: l2r,mdlm,llada,remdm,acs,edit,gate,"
+                        "gate:fill=schedule)")
     b.add_argument("--nfe", default="81,162", help="comma-separated NFE budgets")
     b.add_argument("--sets", default="easy,hard", help="comma-separated: easy, medium, hard")
     b.add_argument("--num", type=int, default=100, help="puzzles per set")
@@ -108,11 +110,12 @@ def _solve(args) -> int:
 
 def _bench(args) -> int:
     from .cli_compare import parse_budgets
-    from .sudoku.bench import BenchConfig, run_bench
+    from .sudoku.bench import DEFAULT_SAMPLERS, BenchConfig, run_bench
     from .sudoku.report import bench_table
 
+    samplers = args.samplers or DEFAULT_SAMPLERS
     cfg = BenchConfig(checkpoint=args.checkpoint, ar_checkpoint=args.ar,
-                      samplers=[s for s in args.samplers.split(",") if s.strip()],
+                      samplers=[s for s in samplers.split(",") if s.strip()],
                       nfe=parse_budgets(args.nfe),
                       sets=[s.strip() for s in args.sets.split(",") if s.strip()], num=args.num,
                       seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)

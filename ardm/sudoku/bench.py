@@ -31,6 +31,7 @@ from .solve import Codec, selectivity, solve_batch
 # with a uniqueness check rarely gets below ~22 givens (ardm.sudoku.puzzles.make_puzzle), so hard
 # sets are drawn from 22-25.
 DIFFICULTY = {"easy": (36, 45), "medium": (27, 35), "hard": (22, 25)}
+DEFAULT_SAMPLERS = "l2r,mdlm,llada,remdm,acs,edit,gate,gate:fill=schedule"
 CALIBRATION_NUM = 32  # puzzles of the set that calibrate the linear gate (label-free: givens only)
 
 
@@ -48,7 +49,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 class BenchConfig:
     checkpoint: str
     ar_checkpoint: str | None = None
-    samplers: list[str] = dataclasses.field(default_factory=lambda: ["l2r", "mdlm", "remdm", "acs", "gate"])
+    samplers: list[str] = dataclasses.field(default_factory=lambda: DEFAULT_SAMPLERS.split(","))
     nfe: list[int] = dataclasses.field(default_factory=lambda: [81, 162])
     sets: list[str] = dataclasses.field(default_factory=lambda: ["easy", "hard"])
     num: int = 100
