@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -165,6 +166,9 @@ def _add_misc(sub) -> None:
     p.add_argument("--data", help="corpus (default: the checkpoint's); its validation split is used")
     p.add_argument("--windows", type=int, default=16, help="validation windows used to estimate l_t")
     p.add_argument("--repeats", type=int, default=1, help="random orders per window")
+    p.add_argument("--evaluate", type=int, default=0, metavar="N",
+                   help="also follow each plan on N further validation windows and report the realised "
+                        "bits/token (one random order each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
@@ -427,7 +431,7 @@ def cmd_export(args) -> int:
 def cmd_plan(args) -> int:
     from .checkpoint import load
     from .data import encode, eval_blocks, load_corpus_like
-    from .planner import estimate_loss_components, plan_budget
+    from .planner import estimate_loss_components, plan_budget, planned_nll
     from .train import resolve_device
 
     try:
@@ -450,6 +454,16 @@ def cmd_plan(args) -> int:
     plans = [plan_budget(losses, k) for k in budgets]
     rows = [{"budget": p.budget, "predicted_bits_per_token": p.bits_per_token(),
              "expected_nll_nats": p.expected_nll, "step_sizes": p.step_sizes} for p in plans]
+    if args.evaluate:  # follow each plan on other windows: the realised bits/token (SPEC §4.3)
+        held = eval_blocks(encode(loaded.tokenizer, corpus.val), dcfg.seq_len)[args.windows:]
+        if len(held) == 0:
+            raise ArdmError("no validation windows left after --windows to evaluate the plans on")
+        held = held[: args.evaluate]
+        for p, r in zip(plans, rows, strict=True):
+            nll = planned_nll(loaded.model, held, p.boundaries, seed=args.seed)
+            r["realised_bits_per_token"] = float(nll.mean()) / D / math.log(2)
+            r["realised_bits_per_token_se"] = float(nll.std() / math.sqrt(len(nll))) / D / math.log(2)
+            r["evaluated_windows"] = len(held)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sequence_length": D, "windows": len(windows),
                           "repeats": args.repeats, "data_sha256": corpus.sha256,
@@ -461,7 +475,9 @@ def cmd_plan(args) -> int:
     for r in rows:
         sizes = [n for n in r["step_sizes"] if n]
         shown = ", ".join(map(str, sizes[:12])) + (", ..." if len(sizes) > 12 else "")
-        print(f"K = {r['budget']:4d}: predicted {r['predicted_bits_per_token']:.3f} bits/token; "
+        real = (f"; realised {r['realised_bits_per_token']:.3f} ± {r['realised_bits_per_token_se']:.3f} "
+                f"on {r['evaluated_windows']} other windows" if "realised_bits_per_token" in r else "")
+        print(f"K = {r['budget']:4d}: predicted {r['predicted_bits_per_token']:.3f} bits/token{real}; "
               f"tokens per step: {shown}")
     return 0
 

@@ -101,3 +101,28 @@ def estimate_loss_components(model, windows: torch.Tensor, *, repeats: int = 1, 
         sums.index_add_(0, known_t, per_row.double())
         counts.index_add_(0, known_t, torch.ones(len(chunk), dtype=torch.float64))
     return (sums / counts).numpy()
+
+
+@torch.no_grad()
+def planned_nll(model, windows: torch.Tensor, boundaries: list[int], *, seed: int = 0) -> torch.Tensor:
+    """Exact NLL (nats) of each window [W, D] under the K-step parallel policy `boundaries`
+    (t_0 = 0 < ... < t_K = D known variables): a random order per window; step k predicts the
+    variables order[t_{k-1}:t_k] all from the same context (the earlier steps), as generation
+    following the plan does. Its mean is what `Plan.expected_nll` predicts. One pass per step."""
+    W, D = windows.shape
+    if boundaries[0] != 0 or boundaries[-1] != D or any(b < a for a, b in zip(boundaries, boundaries[1:])):
+        raise ArdmError(f"plan boundaries must rise from 0 to the window length {D}, got {boundaries}")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    rank = torch.rand(W, D, generator=gen).argsort(1).argsort(1)  # position -> order index
+    x = windows.to(device)
+    total = torch.zeros(W, dtype=torch.float64)
+    for s, t in zip(boundaries, boundaries[1:]):
+        if t == s:
+            continue
+        known = (rank < s).to(device)
+        z = torch.where(known, x, torch.full_like(x, model.cfg.vocab_size))
+        logits, _ = model(z, torch.full((W, D), (D - s) / D, device=device))
+        step = ((rank >= s) & (rank < t)).to(device)
+        total += (token_nll(logits, x) * step).sum(1).double().cpu()
+    return total

@@ -109,3 +109,38 @@ def test_cli_plan_prints_one_line_per_budget_and_refuses_bad_budgets(tmp_path, c
     assert main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "99"]) == 2
     assert "exceeds the 16 tokens" in capsys.readouterr().err
     assert main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "x"]) == 2
+
+
+def test_planned_nll_one_step_per_token_is_the_exact_order_nll_and_expectation_matches_plan():
+    """With D one-token steps the plan's NLL is the exact NLL of a random order (SPEC §4.2); with
+    any plan, its expectation over orders is what the planner's C[K, D] predicts from the l_t."""
+    from ardm.planner import planned_nll
+
+    from .toy_models import contextual
+
+    torch.manual_seed(0)
+    model = contextual(vocab=5, max_len=6)
+    windows = torch.randint(0, 5, (1, 6)).repeat(400, 1)  # one window, 400 random orders
+    losses = estimate_loss_components(model, windows[:1], repeats=400, seed=1)
+    for boundaries in ([0, 6], [0, 2, 6], [0, 1, 2, 3, 4, 5, 6]):
+        realised = planned_nll(model, windows, boundaries, seed=2).mean().item()
+        predicted = sum((b - a) * losses[a] for a, b in zip(boundaries, boundaries[1:]))
+        assert realised == pytest.approx(predicted, rel=0.05)
+    with pytest.raises(ArdmError, match="rise from 0"):
+        planned_nll(model, windows, [0, 3], seed=0)
+
+
+def test_cli_plan_evaluate_reports_realised_bits(tmp_path, capsys):
+    from ardm.cli import main
+    from ardm.train import train
+
+    from .conftest import tiny_config
+
+    train(tiny_config(steps=4), tmp_path / "r", progress=False)
+    code = main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "2,16", "--windows", "2",
+                 "--evaluate", "3", "--json"])
+    assert code == 0
+    import json
+
+    plans = json.loads(capsys.readouterr().out)["plans"]
+    assert all(p["evaluated_windows"] == 3 and p["realised_bits_per_token"] > 0 for p in plans)
