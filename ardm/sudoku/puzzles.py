@@ -239,9 +239,21 @@ def make_puzzles(num: int, givens: int | tuple[int, int], seed: int) -> list[tup
         raise ArdmError(f"givens must be in 17..80 (a range as lo <= hi), got {givens}")
     draw = random.Random(seed)
     counts = [draw.randint(lo, hi) for _ in range(num)]
-    # Seeds hashed from (seed, j) rather than seed + j, so neighbouring base seeds share no puzzles.
-    seeds = [int.from_bytes(hashlib.sha256(f"{seed}/{j}".encode()).digest()[:8], "big") for j in range(num)]
-    return [make_puzzle(g, s) for g, s in zip(counts, seeds)]
+    return [_make_with_retries(g, seed, j) for j, g in enumerate(counts)]
+
+
+def _make_with_retries(givens: int, seed: int, j: int, attempts: int = 8) -> tuple[Grid, Grid]:
+    """Puzzle j of a set: seeds hashed from (seed, j[, attempt]) rather than seed + j, so neighbouring
+    base seeds share no puzzles; a seed whose grids all get stuck above `givens` (greedy removal, see
+    make_puzzle) is replaced by the next attempt's, deterministically."""
+    error: ArdmError | None = None
+    for attempt in range(attempts):
+        key = f"{seed}/{j}" if attempt == 0 else f"{seed}/{j}/{attempt}"
+        try:
+            return make_puzzle(givens, int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+        except ArdmError as e:
+            error = e
+    raise ArdmError(f"puzzle {j}: {error}")
 
 
 def format_grid(grid: Sequence[int]) -> str:
