@@ -283,7 +283,7 @@ def cmd_eval(args) -> int:
     report = evaluate_text(loaded.model, loaded.tokenizer, text, dcfg.seq_len, draws=args.draws,
                            batch_size=args.batch_size, seed=args.seed, device=str(device),
                            progress=not args.json, estimator=args.estimator.replace("-", "_"),
-                           max_windows=args.max_windows)
+                           max_windows=args.max_windows, record_len=dcfg.record_len)
     result = {"checkpoint": str(loaded.path), "recipe": loaded.config.recipe, "data": corpus.source,
               "split": args.split, "data_sha256": corpus.sha256, **report.to_dict()}
     if args.json:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .data import encode, eval_blocks
+from .errors import ArdmError
 from .objectives import token_nll
 
 LN2 = math.log(2.0)
@@ -93,7 +94,7 @@ def _describe(causal: bool, estimator: str, draws: int) -> str:
 
 def evaluate_text(model, tokenizer, text: str, seq_len: int, *, draws: int = 8, batch_size: int = 32,
                   seed: int = 0, device: str = "cpu", progress: bool = False, estimator: str = "nelbo",
-                  max_windows: int = 0) -> LikelihoodReport:
+                  max_windows: int = 0, record_len: int = 0) -> LikelihoodReport:
     """Likelihood of `text` in non-overlapping windows of seq_len tokens (see ardm/data.py).
 
     Diffusion models: estimator "nelbo" (Monte-Carlo bound, `draws` per window) or "exact_order"
@@ -107,7 +108,15 @@ def evaluate_text(model, tokenizer, text: str, seq_len: int, *, draws: int = 8, 
     model.eval()
     ids = encode(tokenizer, text)
     causal = model.cfg.attention == "causal"
-    windows = eval_blocks(ids, seq_len, overlap=1 if causal else 0)
+    overlap = 1 if causal else 0
+    if record_len:  # fixed-length records (e.g. Sudoku): one window per record, from its start
+        if record_len < seq_len + overlap:
+            raise ArdmError(f"records of {record_len} tokens are shorter than a window of "
+                            f"{seq_len + overlap}")
+        n = ids.numel() // record_len
+        windows = ids[: n * record_len].view(n, record_len)[:, : seq_len + overlap]
+    else:
+        windows = eval_blocks(ids, seq_len, overlap=overlap)
     windows = windows[:max_windows] if max_windows > 0 else windows
     gen = torch.Generator().manual_seed(seed)
     totals = []  # nats per window, [W, draws]

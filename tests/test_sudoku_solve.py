@@ -201,3 +201,14 @@ def test_cli_solve_refuses_a_file_without_valid_puzzles(tiny_sudoku, tmp_path, c
     write_puzzles(tmp_path / "ok.csv", make_puzzles(1, 40, seed=1))
     assert main(["sudoku", "solve", "--checkpoint", str(tiny_sudoku / "sudoku"), "--puzzles",
                  str(tmp_path / "ok.csv"), "--nfe", "0"]) == 2
+
+
+@pytest.mark.parametrize("recipe", ["sudoku", "sudoku-ar"])
+def test_eval_scores_whole_records(tiny_sudoku, capsys, recipe):
+    """Windows start at record boundaries: one per held-out grid, 81 cells scored by the AR twin
+    (its "\\n" is context) and all 82 positions by the denoiser."""
+    assert main(["eval", "--checkpoint", str(tiny_sudoku / recipe), "--json", "--draws", "1"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    records = len(sudoku_corpus("sudoku:40", 0.02).val) // RECORD_LEN
+    assert rep["windows"] == records
+    assert rep["tokens"] == records * (81 if recipe == "sudoku-ar" else 82)
