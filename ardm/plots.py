@@ -46,6 +46,13 @@ def _pyplot():
     return plt
 
 
+def nfe_axis(ax, budgets) -> None:
+    """A log-2 NFE axis labelled exactly at the budgets (no minor-tick labels crowding them)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [str(k) for k in budgets])
+    ax.minorticks_off()
+
+
 def _by_label(runs: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for r in sorted(runs, key=lambda r: r["nfe"]):
@@ -100,7 +107,7 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     ax_h.set(xscale="log", xlabel="NFE", ylabel="unigram entropy, nats",
              title="sample entropy (read gen-PPL with it)")
     for ax in (ax_q, ax_h):
-        ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
+        nfe_axis(ax, results["config"]["nfe"])
         ax.grid(alpha=0.3)
     ax_q.legend(fontsize=8)
     save(fig, "quality_vs_nfe.png")
@@ -108,17 +115,19 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for i, (label, rs) in enumerate(groups.items()):
         color = f"C{i % 10}"  # hollow markers: runs flagged for low entropy (not on the frontier)
+        shown = False
         for low in (False, True):
             pts = [(r["nfe"], r["gen_ppl"]) for r in rs if flag(r) == low]
             if pts:
                 ax.scatter(*zip(*pts), edgecolors=color, facecolors="none" if low else color,
-                           label=None if low else label)
+                           label=None if shown else label + (" (hollow: low entropy)" if low else ""))
+                shown = True
     front = pareto_front([(r["nfe"], r["gen_ppl"]) for r in runs if not flag(r)])
     if front:
         ax.step(*zip(*front), where="post", color="k", lw=1.2, label="Pareto frontier (entropy-matched runs)")
     ax.set(xscale="log", xlabel="NFE", ylabel="generative perplexity",
            title="Pareto frontier: gen-PPL vs NFE")
-    ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
+    nfe_axis(ax, results["config"]["nfe"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save(fig, "pareto.png")
@@ -134,6 +143,7 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
              title=f"overwrites at each step (NFE {top})")
     ax_k.set(xscale="log", xlabel="NFE", ylabel="overwrites per step",
              title="mean overwrites per step vs budget")
+    nfe_axis(ax_k, results["config"]["nfe"])
     for ax in (ax_s, ax_k):
         ax.grid(alpha=0.3)
         if ax.lines:
@@ -158,8 +168,9 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
         pts = [(r["nfe"], 1000 * r["s_per_revision"]) for r in rs if r["s_per_revision"]]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=label)
-    ax.set(xscale="log", yscale="log", xlabel="NFE", ylabel="ms of sampling per effective overwrite",
+    ax.set(yscale="log", xlabel="NFE", ylabel="ms of sampling per effective overwrite",
            title="time per revision (wall time / overwrites)")
+    nfe_axis(ax, results["config"]["nfe"])
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoint import atomic_write_text
+from ..plots import nfe_axis
 
 
 def bench_table(results: dict) -> list[str]:
@@ -44,8 +45,8 @@ def plot_solve_rate(results: dict, out_png: Path) -> Path:
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
         lo, hi = results["difficulty_givens"][name]
         ax.set(title=f"{name} ({lo}-{hi} givens)", xlabel="NFE budget", ylabel="solve rate, %",
-               ylim=(-3, 103), xscale="log")
-        ax.set_xticks(results["config"]["nfe"], [str(k) for k in results["config"]["nfe"]])
+               ylim=(-3, 103))
+        nfe_axis(ax, results["config"]["nfe"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
