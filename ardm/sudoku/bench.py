@@ -136,9 +136,12 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
         results["runs"].append({"label": spec.label, "sampler": spec.name, "set": name, "nfe_budget": K,
                                 **_summary(records), "selectivity": sel,
                                 "wall_time_s": round(time.perf_counter() - t0, 2), "attempts": records})
+        # written after every run, so a long bench that is stopped keeps what it measured
+        atomic_write_text(out / "results.partial.json", json.dumps(results, indent=1))
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
     from .report import write_bench_report
 
     write_bench_report(results, out)
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    (out / "results.partial.json").unlink(missing_ok=True)
     return results
