@@ -74,7 +74,7 @@ def cmd_sudoku(args) -> int:
 def _solve(args) -> int:
     from .checkpoint import load
     from .compare import SamplerSpec
-    from .sudoku.bench import BenchConfig, _summary, attempt_all
+    from .sudoku.bench import BenchConfig, attempt_all, solve_summary
     from .sudoku.puzzles import read_puzzles
 
     if args.nfe < 1 or args.batch_size < 1:
@@ -92,7 +92,7 @@ def _solve(args) -> int:
     cfg = BenchConfig(checkpoint=args.checkpoint, num=len(pairs), seed=args.seed,
                       temperature=args.temperature, batch_size=args.batch_size, nfe=[args.nfe])
     records, sel = attempt_all(loaded, spec, pairs, args.nfe, cfg, trace=spec.name != "ar")
-    summary = _summary(records)
+    summary = solve_summary(records)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sampler": spec.label, "nfe_budget": args.nfe,
                           **summary, "selectivity": sel, "bad_lines": [e.line for e in errors],

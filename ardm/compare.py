@@ -78,6 +78,18 @@ class SamplerSpec:
             raise ArdmError(f"sampler spec {text!r}: temperature must be a number") from None
         return cls(label, name, parse_options(name, pairs), own.get("path"), temperature)
 
+    def build(self, checkpoint, device: str = "cpu", stats=None) -> Sampler:
+        """The sampler this spec names. A trained gate (gate-learned) is loaded from beside
+        `checkpoint` (or from path=); `stats` are the calibrated normalisation statistics a
+        `calibrated` linear gate runs with (SPEC §6.8)."""
+        if self.name == "gate" and self.options.get("gate") not in ("linear", "none"):
+            sampler, _ = gate_sampler(checkpoint, dict(self.options), self.gate_path, device)
+        else:
+            sampler = make_sampler(self.name, **self.options)
+        if self.calibrated and stats is not None:
+            sampler.stats = stats
+        return sampler
+
     @property
     def calibrated(self) -> bool:
         """A linear gate without its own statistics file: calibrate at each budget (SPEC §6.8)."""
@@ -146,16 +158,11 @@ def _load_models(cfg: CompareConfig) -> Models:
 
 
 def _sampler(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> Sampler:
-    if spec.name == "gate" and spec.options.get("gate") != "none":
-        sampler, _ = gate_sampler(m.denoiser.path, dict(spec.options), spec.gate_path, cfg.device)
-        if spec.calibrated:
-            if K not in m.gate_stats:
-                m.gate_stats[K] = calibrate(m.denoiser.model, length=len(m.prompt) + m.n, steps=K,
-                                            num=cfg.calibration_num, batch=cfg.batch_size, prompt=m.prompt,
-                                            seed=cfg.seed + CALIBRATION_SEED_OFFSET)
-            sampler.stats = m.gate_stats[K]
-        return sampler
-    return make_sampler(spec.name, **spec.options)
+    if spec.calibrated and K not in m.gate_stats:  # one calibration per budget, shared by the specs
+        m.gate_stats[K] = calibrate(m.denoiser.model, length=len(m.prompt) + m.n, steps=K,
+                                    num=cfg.calibration_num, batch=cfg.batch_size, prompt=m.prompt,
+                                    seed=cfg.seed + CALIBRATION_SEED_OFFSET)
+    return spec.build(m.denoiser.path, cfg.device, m.gate_stats.get(K))
 
 
 def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
@@ -276,15 +283,10 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ArdmError(f"sampler labels must be unique, got {labels}")
-    for s in specs:
-        if s.name not in SAMPLERS:
-            raise ArdmError(f"unknown sampler {s.name!r}")
     m = _load_models(cfg)
     for s in specs:  # a missing trained gate or an unusable model fails before any sampling
-        if s.name == "gate" and not s.calibrated and s.options.get("gate") != "none":
-            gate_sampler(m.denoiser.path, dict(s.options), s.gate_path, cfg.device)
         loaded = m.reference if s.name == "ar" else m.denoiser
-        SAMPLERS[s.name]().check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
+        s.build(loaded.path, cfg.device).check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
     start = time.perf_counter()
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT, "format_version": RESULTS_VERSION, "kind": cfg.kind,

@@ -212,3 +212,17 @@ def test_eval_scores_whole_records(tiny_sudoku, capsys, recipe):
     records = len(sudoku_corpus("sudoku:40", 0.02).val) // RECORD_LEN
     assert rep["windows"] == records
     assert rep["tokens"] == records * (81 if recipe == "sudoku-ar" else 82)
+
+
+def test_selectivity_counts_add_up_across_batches(tiny_sudoku, pairs):
+    """The bench sums per-batch counts: batches of 1 give the same totals and rates as one batch."""
+    from ardm.checkpoint import load
+    from ardm.compare import SamplerSpec
+    from ardm.sudoku.bench import BenchConfig, attempt_all
+
+    loaded = load(tiny_sudoku / "sudoku")
+    spec = SamplerSpec.parse("gate")
+    whole = attempt_all(loaded, spec, pairs, 4, BenchConfig(checkpoint="x", batch_size=4), trace=True)
+    split = attempt_all(loaded, spec, pairs, 4, BenchConfig(checkpoint="x", batch_size=1), trace=True)
+    assert whole[0] == split[0] and whole[1] == split[1]  # per-row seeds: the batch size changes nothing
+    assert whole[1]["grid_steps"] == 4 * len(pairs) and "conflict_cells_per_step" in whole[1]

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..errors import ArdmError
 from ..samplers import SAMPLERS
 from ..samplers.gate import calibrate
 from .puzzles import format_grid, make_puzzles, write_puzzles
-from .solve import Codec, selectivity, solve_batch
+from .solve import Codec, selectivity_counts, selectivity_rates, solve_batch
 
 # Number of givens per difficulty. Issue 6 names easy = 36-45 and hard = 17-25; greedy removal
 # with a uniqueness check usually gets stuck at 23-26 givens (ardm.sudoku.puzzles.make_puzzle), so
@@ -67,19 +68,15 @@ class BenchConfig:
 
 def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConfig, trace: bool = False):
     """Solve every puzzle once; returns per-puzzle records and the selectivity of the overwrites."""
-    from ..gate_store import gate_sampler
-
     codec = Codec(loaded.tokenizer)
-    if spec.name == "gate" and spec.options.get("gate") not in ("linear", "none"):
-        sampler, _ = gate_sampler(loaded.path, dict(spec.options), spec.gate_path)
-    else:
-        sampler = SAMPLERS[spec.name](**spec.options)
+    stats = None
     if spec.calibrated:  # the linear gate's normalisation statistics at this budget (SPEC §6.8)
         given = codec.given([p for p, _ in pairs[:CALIBRATION_NUM]])
-        sampler.stats = calibrate(loaded.model, length=given.shape[1], steps=K, num=len(given),
-                                  batch=cfg.batch_size, prompt=torch.tensor(codec.prompt), given=given,
-                                  seed=cfg.seed + CALIBRATION_SEED_OFFSET)
-    records, sel = [], None
+        stats = calibrate(loaded.model, length=given.shape[1], steps=K, num=len(given),
+                          batch=cfg.batch_size, prompt=torch.tensor(codec.prompt), given=given,
+                          seed=cfg.seed + CALIBRATION_SEED_OFFSET)
+    sampler = spec.build(loaded.path, stats=stats)
+    records, counts = [], Counter()
     for first in range(0, len(pairs), cfg.batch_size):
         chunk = pairs[first:first + cfg.batch_size]
         puzzles = [p for p, _ in chunk]
@@ -88,16 +85,11 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
         records += [{"solved": a.solved, "violations": a.violations, "nfe": a.nfe,
                      "grid": format_grid(a.grid)} for a in attempts]
         if trace:
-            s = selectivity(tr, codec, puzzles, [q for _, q in chunk])
-            sel = s if sel is None else {k: sel[k] + s[k] for k in ("overwrites", "helpful", "harmful",
-                                                                     "neutral", "in_conflict")}
-    if sel is not None:
-        n = max(sel["overwrites"], 1)
-        sel.update(precision=sel["helpful"] / n, share_in_conflict=sel["in_conflict"] / n)
-    return records, sel
+            counts.update(selectivity_counts(tr, codec, puzzles, [q for _, q in chunk]))  # keeps zeros
+    return records, selectivity_rates(counts) if trace else None
 
 
-def _summary(records: list[dict]) -> dict[str, Any]:
+def solve_summary(records: list[dict]) -> dict[str, Any]:
     k, n = sum(r["solved"] for r in records), len(records)
     return {"solve_rate": k / n, "solve_rate_ci": list(wilson(k, n)), "solved": k, "puzzles": n,
             "violations_per_grid": sum(r["violations"] for r in records) / n,
@@ -134,7 +126,7 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
         t0 = time.perf_counter()
         records, sel = attempt_all(loaded, spec, sets[name], K, cfg, trace=spec.name != "ar")
         results["runs"].append({"label": spec.label, "sampler": spec.name, "set": name, "nfe_budget": K,
-                                **_summary(records), "selectivity": sel,
+                                **solve_summary(records), "selectivity": sel,
                                 "wall_time_s": round(time.perf_counter() - t0, 2), "attempts": records})
         # written after every run, so a long bench that is stopped keeps what it measured
         atomic_write_text(out / "results.partial.json", json.dumps(results, indent=1))

@@ -12,6 +12,7 @@ before it was overwritten.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -102,27 +103,21 @@ def solve_batch(
     return attempts, g.trace
 
 
-def selectivity(
+def selectivity_counts(
     trace: dict, codec: Codec, puzzles: Sequence[Sequence[int]], solutions: Sequence[Sequence[int]]
-) -> dict[str, float]:
-    """Replay a trace: how many overwrites were helpful / harmful / neutral and how many hit a cell
-    that was in conflict just before (counts summed over the batch)."""
+) -> Counter:
+    """Replay a trace: how many overwrites were helpful / harmful / neutral, how many hit a cell that
+    was in conflict just before, and the conflicting cells seen over all (grid, step) pairs. Counts
+    summed over the batch, so the counts of several batches add up."""
     P = trace["prompt_length"]
     grids = [list(p) for p in puzzles]
     table = codec.to_digit.tolist()
-    out = {
-        "overwrites": 0,
-        "helpful": 0,
-        "harmful": 0,
-        "neutral": 0,
-        "in_conflict": 0,
-        "conflict_cells_per_step": 0.0,
-    }
-    steps = 0
+    out = Counter({k: 0 for k in ("overwrites", "helpful", "harmful", "neutral", "in_conflict",
+                                  "conflict_cells", "grid_steps")})
     for rec in trace["records"]:
         for b, grid in enumerate(grids):
             bad = conflicts(grid)
-            out["conflict_cells_per_step"] += len(bad)
+            out["conflict_cells"] += len(bad)
             for pos, old, new in rec["overwritten"][b]:
                 c = pos - P
                 right = solutions[b][c]
@@ -134,8 +129,20 @@ def selectivity(
                 grid[pos - P] = 0
             for entry in rec["written"][b] + [[e[0], e[2]] for e in rec["overwritten"][b]]:
                 grid[entry[0] - P] = table[entry[1]]
-        steps += len(grids)
-    out["conflict_cells_per_step"] /= max(steps, 1)
-    n = max(out["overwrites"], 1)
-    out.update(precision=out["helpful"] / n, share_in_conflict=out["in_conflict"] / n)
+        out["grid_steps"] += len(grids)
     return out
+
+
+def selectivity_rates(counts: Counter) -> dict[str, float]:
+    """The counts plus precision (helpful / overwrites), the share of overwrites in conflict and the
+    mean number of conflicting cells per grid and step."""
+    n = max(counts["overwrites"], 1)
+    return {**counts, "precision": counts["helpful"] / n, "share_in_conflict": counts["in_conflict"] / n,
+            "conflict_cells_per_step": counts["conflict_cells"] / max(counts["grid_steps"], 1)}
+
+
+def selectivity(
+    trace: dict, codec: Codec, puzzles: Sequence[Sequence[int]], solutions: Sequence[Sequence[int]]
+) -> dict[str, float]:
+    """selectivity_rates of one trace."""
+    return selectivity_rates(selectivity_counts(trace, codec, puzzles, solutions))
