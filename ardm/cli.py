@@ -171,6 +171,11 @@ def _add_misc(sub) -> None:
                         "bits/token (one random order each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--raw", action="store_true",
+                   help="plan on the measured l_t as they are, not on their non-increasing fit")
+    p.add_argument("--save", metavar="FILE",
+                   help="write the loss components (JSON) for `ardm compress --plan` and the "
+                        "`planned` sampler")
     p.add_argument("--json", action="store_true")
     for name, what in (("compress", "compress UTF-8 text losslessly with a diffusion checkpoint and rANS"),
                        ("decompress", "restore a file written by `ardm compress` (same checkpoint)")):
@@ -182,6 +187,10 @@ def _add_misc(sub) -> None:
         if name == "compress":
             p.add_argument("--budget", type=int, default=0,
                            help="parallel steps per block (0: one token per step, the best ratio)")
+            p.add_argument("--plan", metavar="FILE",
+                           help="loss components from `ardm plan --save` on this checkpoint: the budget's "
+                                "steps follow the planner's dynamic program instead of equal sizes "
+                                "(stored in the file's header)")
     p = sub.add_parser("table", help="markdown table of result files (eval JSONs or a compare results.json)")
     p.add_argument("files", nargs="+", help="`ardm eval --json` files, or a compare/demo results.json")
     p = sub.add_parser("demo", help="the offline demo: samplers compared on the bundled checkpoints",
@@ -431,7 +440,13 @@ def cmd_export(args) -> int:
 def cmd_plan(args) -> int:
     from .checkpoint import load
     from .data import encode, eval_blocks, load_corpus_like
-    from .planner import estimate_loss_components, plan_budget, planned_nll
+    from .planner import (
+        estimate_loss_components,
+        monotone_components,
+        plan_budget,
+        planned_nll,
+        save_loss_components,
+    )
     from .train import resolve_device
 
     try:
@@ -450,7 +465,13 @@ def cmd_plan(args) -> int:
     D = windows.shape[1]
     if max(budgets) > D:
         raise ArdmError(f"budget {max(budgets)} exceeds the {D} tokens of a sequence")
-    losses = estimate_loss_components(loaded.model, windows, repeats=args.repeats, seed=args.seed)
+    measured = estimate_loss_components(loaded.model, windows, repeats=args.repeats, seed=args.seed)
+    losses = measured if args.raw else monotone_components(measured)
+    if args.save:
+        save_loss_components(args.save, losses, checkpoint=str(loaded.path), sequence_length=D,
+                             windows=len(windows), repeats=args.repeats, seed=args.seed,
+                             data_sha256=corpus.sha256, fit="raw" if args.raw else "non-increasing",
+                             measured_nats=[float(v) for v in measured])
     plans = [plan_budget(losses, k) for k in budgets]
     rows = [{"budget": p.budget, "predicted_bits_per_token": p.bits_per_token(),
              "expected_nll_nats": p.expected_nll, "step_sizes": p.step_sizes} for p in plans]
@@ -467,7 +488,9 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sequence_length": D, "windows": len(windows),
                           "repeats": args.repeats, "data_sha256": corpus.sha256,
-                          "loss_components_nats": [round(float(v), 5) for v in losses], "plans": rows},
+                          "fit": "raw" if args.raw else "non-increasing",
+                          "loss_components_nats": [round(float(v), 5) for v in losses],
+                          "measured_nats": [round(float(v), 5) for v in measured], "plans": rows},
                          indent=2))
         return 0
     print(f"{loaded.config.recipe}: l_t from {len(windows)} validation windows x {args.repeats} orders "
@@ -493,7 +516,12 @@ def cmd_compress(args) -> int:
     if args.command == "compress":
         if args.budget < 0:
             raise ArdmError(f"--budget must be >= 0, got {args.budget}")
-        blob, st = compress(src.read_bytes(), loaded, args.budget)
+        losses = None
+        if args.plan:
+            from .planner import load_loss_components
+
+            losses = load_loss_components(args.plan)
+        blob, st = compress(src.read_bytes(), loaded, args.budget, losses)
         atomic_write_bytes(Path(args.output), blob)
         print(f"{st.bytes_in} bytes -> {len(blob)} bytes ({st.bits_per_char:.3f} bits/char payload; "
               f"model NLL {st.model_nll_bits / max(st.chars, 1):.3f} bits/char; overhead {st.overhead:+.2%})")

@@ -1,15 +1,19 @@
 """Lossless compression with an order-agnostic / absorbing denoiser and rANS (SPEC §4.5).
 
 Text is tokenized and cut into blocks of the model's sequence length. Each block is generated in a
-fixed random order (seeded by the block index) in K parallel steps of equal size; step k's
+fixed random order (seeded by the block index) in K parallel steps: equal steps, or the budget
+planner's steps (SPEC §4.3) when loss components are given (`ardm compress --plan`). Step k's
 distributions depend only on the variables of earlier steps, so the encoder runs the K passes,
 then pushes each step's symbols in reverse order onto an ANS stack (`constriction`), and the
 decoder pops step by step, running pass k once steps < k are decoded. Encoder and decoder share
 one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-identical
 probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
-the model's NLL is one coder state per file. File: magic, a 65-byte binary header (`HEADER`:
-version, denoiser sha256, byte and token counts, block length, budget, word count), then the
-32-bit words.
+the model's NLL is one coder state per file.
+
+File: magic, a 65-byte binary header (`HEADER`: version, denoiser sha256, byte and token counts,
+block length, budget, word count), the plan (a byte: 0 = equal steps, 1 = the step sizes of a full
+block follow as LEB128 varints; a shorter last block scales those boundaries), then the 32-bit
+words.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import numpy as np
 import torch
 
 from .errors import ArdmError
+from .planner import step_boundaries
 
 MAGIC = b"ARDMZ"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # version, denoiser sha256 (32 bytes), input bytes, tokens, block length, budget, 32-bit words
 HEADER = struct.Struct("<B32sQQIIQ")
 
@@ -41,10 +46,48 @@ def _single_thread():
         torch.set_num_threads(before)
 
 
-def step_bounds(n: int, budget: int) -> list[int]:
-    """Known-variable counts after each of min(budget, n) equal parallel steps: 0 = b_0 < ... = n."""
-    k = max(1, min(budget, n))
-    return [round(i * n / k) for i in range(k + 1)]
+def scale_boundaries(bounds: list[int], n: int) -> list[int]:
+    """A full block's boundaries (0 .. D) moved to a block of n variables, empty steps dropped."""
+    D = bounds[-1]
+    out = [0]
+    for b in bounds[1:]:
+        v = round(b * n / D)
+        if v > out[-1]:
+            out.append(v)
+    return out
+
+
+def _varints(values: list[int]) -> bytes:
+    out = bytearray()
+    for v in values:
+        while True:
+            out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+            v >>= 7
+            if not v:
+                break
+    return bytes(out)
+
+
+def _read_varints(blob: bytes, at: int, count_limit: int, total: int) -> tuple[list[int], int]:
+    """Step sizes from `at` until they add up to `total`; (sizes, offset after them)."""
+    sizes: list[int] = []
+    while sum(sizes) < total:
+        v, shift = 0, 0
+        while True:
+            if at >= len(blob) or shift > 28:
+                raise ArdmError("compressed file is truncated or damaged (plan)")
+            byte = blob[at]
+            at += 1
+            v |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if v == 0 or len(sizes) >= count_limit:
+            raise ArdmError("compressed file is damaged (plan)")
+        sizes.append(v)
+    if sum(sizes) != total:
+        raise ArdmError("compressed file is damaged (plan)")
+    return sizes, at
 
 
 def _order(n: int, block: int) -> torch.Tensor:
@@ -52,9 +95,11 @@ def _order(n: int, block: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _run_block(model, n: int, block: int, budget: int, choose) -> torch.Tensor:
-    """Generate one block step by step; `choose(k, probs [m, V] float64) -> symbols [m]`."""
-    order, bounds = _order(n, block), step_bounds(n, budget)
+def _run_block(model, bounds: list[int], block: int, choose) -> torch.Tensor:
+    """Generate one block of bounds[-1] variables step by step;
+    `choose(k, probs [m, V] float64) -> symbols [m]`."""
+    n = bounds[-1]
+    order = _order(n, block)
     z = torch.full((1, n), model.cfg.vocab_size, dtype=torch.long)
     for k in range(len(bounds) - 1):
         pos = order[bounds[k]:bounds[k + 1]]
@@ -89,8 +134,14 @@ def _model_sha(loaded) -> str:
     return read_checkpoint(loaded.path, verify=False).files[MODEL_FILE]["sha256"]
 
 
-def compress(data: bytes, loaded, budget: int = 0) -> tuple[bytes, CompressionStats]:
-    """Compress UTF-8 bytes with a loaded checkpoint (`ardm.load`). budget 0 = one token per step."""
+def _block_bounds(full: list[int], n: int) -> list[int]:
+    return full if n == full[-1] else scale_boundaries(full, n)
+
+
+def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tuple[bytes, CompressionStats]:
+    """Compress UTF-8 bytes with a loaded checkpoint (`ardm.load`). budget 0 = one token per step.
+    loss_components (l_t for the checkpoint's sequence length, `ardm plan --save`): follow the
+    budget planner's steps instead of equal ones."""
     import constriction
 
     model, tok = loaded.model, loaded.tokenizer
@@ -106,7 +157,11 @@ def compress(data: bytes, loaded, budget: int = 0) -> tuple[bytes, CompressionSt
         raise ArdmError("the tokenizer does not round-trip this input exactly, "
                         "so it cannot be compressed losslessly")
     L = loaded.config.data.seq_len
-    budget = budget or L
+    budget = min(budget or L, L)
+    if loss_components is not None and len(loss_components) != L:
+        raise ArdmError(f"the plan's loss components cover {len(loss_components)} positions, this "
+                        f"checkpoint's blocks have {L}: measure them with `ardm plan --save` on it")
+    full = step_boundaries(L, budget, loss_components)
     cat = constriction.stream.model.Categorical(perfect=False)
     coder = constriction.stream.stack.AnsCoder()  # one stack for the whole file: no per-block overhead
     nll_bits = 0.0
@@ -115,22 +170,24 @@ def compress(data: bytes, loaded, budget: int = 0) -> tuple[bytes, CompressionSt
         for b in reversed(range(len(starts))):  # last block first, so the decoder pops block 0 first
             x = torch.tensor(ids[starts[b]:starts[b] + L])
             steps: list[tuple[np.ndarray, np.ndarray]] = []
-            bounds, order = step_bounds(len(x), budget), _order(len(x), b)
+            bounds = _block_bounds(full, len(x))
+            order = _order(len(x), b)
 
             def known(k, probs, x=x, steps=steps, bounds=bounds, order=order):
                 sym = x[order[bounds[k]:bounds[k + 1]]].numpy().astype(np.int32)
                 steps.append((sym, probs))
                 return sym
 
-            _run_block(model, len(x), b, budget, known)
+            _run_block(model, bounds, b, known)
             for sym, probs in reversed(steps):  # ANS is a stack: last step first
                 coder.encode_reverse(sym, cat, probs)
                 nll_bits += float(-np.log2(probs[np.arange(len(sym)), sym]).sum())
     words = coder.get_compressed()
     header = HEADER.pack(FORMAT_VERSION, bytes.fromhex(_model_sha(loaded)), len(data), len(ids), L, budget,
                          int(len(words)))
+    plan = b"\x00" if loss_components is None else b"\x01" + _varints(list(np.diff(full).tolist()))
     payload = np.asarray(words, dtype="<u4").tobytes()
-    out = MAGIC + header + payload
+    out = MAGIC + header + plan + payload
     return out, CompressionStats(len(ids), len(text), len(data), len(payload), nll_bits)
 
 
@@ -148,18 +205,29 @@ def decompress(blob: bytes, loaded) -> bytes:
     if sha.hex() != expected:
         raise ArdmError(f"this file was compressed with another checkpoint (model sha256 "
                         f"{sha.hex()[:12]}..., this checkpoint {expected[:12]}...)")
+    at = len(MAGIC) + HEADER.size
+    if at >= len(blob):
+        raise ArdmError("compressed file is truncated (no plan)")
+    if not 1 <= budget <= L or blob[at] not in (0, 1):
+        raise ArdmError("compressed file is damaged (header)")
+    if blob[at] == 0:
+        full, at = step_boundaries(L, budget), at + 1
+    else:
+        sizes, at = _read_varints(blob, at + 1, budget, L)
+        full = [0, *np.cumsum(sizes).tolist()]
     header = {"bytes": n_bytes, "tokens": n_tokens, "seq_len": L, "budget": budget, "words": n_words}
-    body = blob[len(MAGIC) + HEADER.size:]
+    body = blob[at:]
     if len(body) % 4 or len(body) // 4 != header["words"]:
         raise ArdmError(f"compressed file is truncated ({len(body) // 4} of {header['words']} words)")
-    L, budget, n_tokens = header["seq_len"], header["budget"], header["tokens"]
+    n_tokens = header["tokens"]
     cat = constriction.stream.model.Categorical(perfect=False)
     coder = constriction.stream.stack.AnsCoder(np.frombuffer(body, dtype="<u4").astype(np.uint32))
     ids: list[int] = []
     with _single_thread():
         for b in range(math.ceil(n_tokens / L)):
             n = min(L, n_tokens - b * L)
-            block = _run_block(loaded.model, n, b, budget, lambda k, probs: coder.decode(cat, probs))
+            bounds = _block_bounds(full, n)
+            block = _run_block(loaded.model, bounds, b, lambda k, probs: coder.decode(cat, probs))
             ids += block.tolist()
     data = loaded.tokenizer.decode(ids).encode("utf-8")
     if len(data) != header["bytes"]:

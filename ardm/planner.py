@@ -15,8 +15,10 @@ absorbing denoisers too; `estimate_loss_components` measures them on held-out wi
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,6 +71,68 @@ def plan_budget(loss_components, budget: int) -> Plan:
 
 def plan_curve(loss_components, budgets) -> list[Plan]:
     return [plan_budget(loss_components, k) for k in budgets]
+
+
+def monotone_components(loss_components) -> np.ndarray:
+    """The non-increasing sequence closest to l_t in least squares (pool-adjacent-violators).
+    In expectation l_t cannot rise with t (more context never raises the expected loss), but an
+    estimate from a few windows does where few variables are left, and the DP then plans around
+    that noise; `ardm plan` plans on this fit unless --raw."""
+    blocks: list[list[float]] = []  # [mean, weight]
+    for v in np.asarray(loss_components, dtype=np.float64):
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            (v2, w2), (v1, w1) = blocks.pop(), blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2])
+    return np.concatenate([np.full(int(w), v) for v, w in blocks]) if blocks else np.zeros(0)
+
+
+def equal_boundaries(n: int, budget: int) -> list[int]:
+    """Known-variable counts after each of min(budget, n) equal steps: 0 = b_0 < ... = n."""
+    k = max(1, min(budget, n))
+    return [round(i * n / k) for i in range(k + 1)]
+
+
+def resample_components(loss_components, n: int) -> np.ndarray:
+    """Loss components measured on windows of D tokens, read at n tokens: l'_t = l at the same
+    fraction known (t/n of the window), by linear interpolation. Identity when n = D; used for the
+    short last block of a file and for generation lengths other than the training length."""
+    losses = np.asarray(loss_components, dtype=np.float64)
+    D = len(losses)
+    if n == D:
+        return losses
+    return np.interp(np.arange(n) * D / n, np.arange(D), losses)
+
+
+def step_boundaries(n: int, budget: int, loss_components=None) -> list[int]:
+    """The boundaries a K-step generation of n variables follows: the DP plan of the (resampled)
+    loss components, or equal steps without them. Empty steps of a plan are dropped."""
+    if loss_components is None:
+        return equal_boundaries(n, budget)
+    bounds = plan_budget(resample_components(loss_components, n), min(budget, n)).boundaries
+    return [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
+
+
+def save_loss_components(path: str | Path, loss_components, **meta) -> None:
+    """Write l_t as JSON (`ardm plan --save`), for `ardm compress --plan` and the `planned` sampler."""
+    from .checkpoint import atomic_write_text
+
+    doc = {**meta, "loss_components_nats": [float(v) for v in loss_components]}
+    atomic_write_text(Path(path), json.dumps(doc, indent=1) + "\n")
+
+
+def load_loss_components(path: str | Path) -> np.ndarray:
+    """Read a file written by `ardm plan --save` (or its --json output); ArdmError if unusable."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        losses = np.asarray(doc["loss_components_nats"], dtype=np.float64)
+    except FileNotFoundError:
+        raise ArdmError(f"plan file not found: {path}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ArdmError(f"{path} is not a loss-component file from `ardm plan --save` ({e})") from None
+    if losses.ndim != 1 or len(losses) < 1 or not np.isfinite(losses).all():
+        raise ArdmError(f"{path}: loss_components_nats must be a non-empty list of finite numbers")
+    return losses
 
 
 @torch.no_grad()

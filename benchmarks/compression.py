@@ -6,6 +6,8 @@ with throughput. Prints a table and writes JSON.
         --data ../shared/data/tinyshakespeare/input.txt --chars 10000 --budgets 16,64,256
 
 The input is the first --chars characters of the corpus's validation split (held out from training).
+With --plan FILE (`ardm plan --checkpoint DIR --budget K --save FILE`) each budget is also coded
+with the planner's step sizes (SPEC §4.3) beside the equal ones.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import time
 from pathlib import Path
 
 import ardm
+from ardm.checkpoint import atomic_write_text, git_commit
 from ardm.compression import compress, decompress
 from ardm.data import load_corpus_like
+from ardm.planner import load_loss_components
 
 
 def baselines(data: bytes) -> dict[str, int]:
@@ -39,6 +43,14 @@ def baselines(data: bytes) -> dict[str, int]:
     return out
 
 
+def row(budget, steps, blob, st, text, enc_s, dec_s) -> dict:
+    kb = len(text.encode("utf-8")) / 1024
+    return {"budget": budget, "steps": steps, "bits_per_char": 8 * len(blob) / len(text),
+            "payload_bits_per_char": st.bits_per_char,
+            "model_nll_bits_per_char": st.model_nll_bits / len(text), "overhead": st.overhead,
+            "encode_kb_per_s": kb / enc_s, "decode_kb_per_s": kb / dec_s}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
@@ -49,7 +61,10 @@ def main() -> None:
     ap.add_argument("--drop-unencodable-lines", action="store_true",
                     help="for text the model was not trained on: drop lines with characters outside its "
                          "vocabulary (reported) instead of refusing the input")
+    ap.add_argument("--plan", help="loss components from `ardm plan --save`: also code each budget with "
+                                   "the planner's steps")
     args = ap.parse_args()
+    plans = {"equal": None} | ({"planned": load_loss_components(args.plan)} if args.plan else {})
     loaded = ardm.load(args.checkpoint)
     dcfg = loaded.config.data
     corpus = load_corpus_like(dcfg, args.data)
@@ -63,30 +78,28 @@ def main() -> None:
     data = text.encode("utf-8")
     rows = []
     for budget in map(int, args.budgets.split(",")):
-        t0 = time.perf_counter()
-        blob, st = compress(data, loaded, budget)
-        t1 = time.perf_counter()
-        assert decompress(blob, loaded) == data, "round trip failed"
-        t2 = time.perf_counter()
-        rows.append({"budget": budget, "bits_per_char": 8 * len(blob) / len(text),
-                     "payload_bits_per_char": st.bits_per_char,
-                     "model_nll_bits_per_char": st.model_nll_bits / len(text), "overhead": st.overhead,
-                     "encode_kb_per_s": len(data) / 1024 / (t1 - t0),
-                     "decode_kb_per_s": len(data) / 1024 / (t2 - t1)})
+        for steps, losses in plans.items():
+            t0 = time.perf_counter()
+            blob, st = compress(data, loaded, budget, losses)
+            t1 = time.perf_counter()
+            assert decompress(blob, loaded) == data, "round trip failed"
+            t2 = time.perf_counter()
+            rows.append(row(budget, steps, blob, st, text, t1 - t0, t2 - t1))
     base = {k: 8 * v / len(text) for k, v in baselines(data).items()}
-    result = {"benchmark": "compression", "checkpoint": str(loaded.path), "chars": len(text),
+    result = {"benchmark": "compression", "git_commit": git_commit(), "args": vars(args),
+              "checkpoint": str(loaded.path), "chars": len(text),
               "bytes": len(data), "data_sha256": corpus.sha256, "data": corpus.source,
               "dropped_lines": dropped, "ardm": rows,
               "baselines_bits_per_char": base}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    atomic_write_text(out, json.dumps(result, indent=2))
     print(f"{len(text):,} held-out characters of {corpus.source} ({loaded.config.recipe})"
           + (f"; {dropped} lines with characters outside the vocabulary dropped" if dropped else ""))
     cols = ("bits/char", "model NLL", "overhead", "enc KB/s", "dec KB/s")
     print(f"{'coder':22s} " + " ".join(f"{c:>9s}" for c in cols))
     for r in rows:
-        name = f"ardm, K={r['budget']}"
+        name = f"ardm, K={r['budget']}" + (", planned" if r["steps"] == "planned" else "")
         print(f"{name:22s} {r['bits_per_char']:9.3f} {r['model_nll_bits_per_char']:9.3f} "
               f"{r['overhead']:+9.2%} {r['encode_kb_per_s']:9.2f} {r['decode_kb_per_s']:9.2f}")
     for name, bpc in base.items():

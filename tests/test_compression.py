@@ -44,6 +44,24 @@ def test_round_trip_is_exact(ckpt, budget):
         assert stats.tokens == len(text)
 
 
+@pytest.mark.parametrize("budget", [3, 7])
+def test_planned_round_trip_is_exact_and_the_plan_travels_in_the_header(ckpt, budget):
+    L = ckpt.config.data.seq_len
+    losses = [4.0 * 0.8**t for t in range(L)]
+    for name, text in _inputs(ckpt.tokenizer).items():  # "real text" ends with a short block
+        data = text.encode("utf-8")
+        blob, _ = compress(data, ckpt, budget, losses)
+        assert decompress(blob, ckpt) == data, name  # the decoder needs no plan file
+    equal, _ = compress(data, ckpt, budget)
+    assert len(blob) != len(equal) or blob != equal
+    with pytest.raises(ArdmError, match="cover 3 positions"):
+        compress(data, ckpt, budget, [1.0, 1.0, 1.0])
+    damaged = bytearray(blob)
+    damaged[len(b"ARDMZ") + 65] = 7  # the plan flag
+    with pytest.raises(ArdmError, match="damaged"):
+        decompress(bytes(damaged), ckpt)
+
+
 def test_payload_is_close_to_the_model_nll(ckpt):
     data = ("Friends, Romans, countrymen, lend me your ears; " * 4).encode()
     blob, stats = compress(data, ckpt, 0)
@@ -80,3 +98,11 @@ def test_cli_round_trip(ckpt, tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "c.ardmz"), str(back), "--checkpoint", str(run)]) == 0
     assert back.read_bytes() == src.read_bytes()
     assert main(["compress", str(tmp_path / "missing"), str(tmp_path / "x"), "--checkpoint", str(run)]) == 2
+    # a planned budget: `ardm plan --save`, then `ardm compress --plan`
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "--checkpoint", str(run), "--budget", "4", "--windows", "2",
+                 "--save", str(plan)]) == 0
+    assert main(["compress", str(src), str(tmp_path / "p.ardmz"), "--checkpoint", str(run), "--budget", "4",
+                 "--plan", str(plan)]) == 0
+    assert main(["decompress", str(tmp_path / "p.ardmz"), str(back), "--checkpoint", str(run)]) == 0
+    assert back.read_bytes() == src.read_bytes()

@@ -10,7 +10,16 @@ import pytest
 import torch
 
 from ardm.errors import ArdmError
-from ardm.planner import estimate_loss_components, plan_budget
+from ardm.planner import (
+    equal_boundaries,
+    estimate_loss_components,
+    load_loss_components,
+    monotone_components,
+    plan_budget,
+    resample_components,
+    save_loss_components,
+    step_boundaries,
+)
 
 
 def brute_force(losses, K):
@@ -60,6 +69,49 @@ def test_bad_inputs():
         plan_budget([1.0, float("nan")], 2)
     with pytest.raises(ArdmError, match="at least one"):
         plan_budget([], 2)
+
+
+def test_step_boundaries_equal_or_planned_rise_from_zero_to_n():
+    assert equal_boundaries(10, 4) == [0, 2, 5, 8, 10]
+    assert equal_boundaries(3, 8) == [0, 1, 2, 3]  # never more steps than variables
+    losses = np.linspace(4.0, 1.0, 32)
+    for n, K in [(32, 5), (32, 32), (7, 3), (50, 6), (1, 4)]:
+        b = step_boundaries(n, K, losses)
+        assert b[0] == 0 and b[-1] == n and all(x < y for x, y in zip(b, b[1:])) and len(b) - 1 <= K
+    # at the training length the DP plan itself (its empty steps dropped)
+    plan = plan_budget(losses, 5)
+    assert step_boundaries(32, 5, losses) == sorted(set(plan.boundaries))
+
+
+def test_monotone_fit_is_non_increasing_keeps_the_mean_and_leaves_monotone_input_alone():
+    rng = np.random.default_rng(0)
+    noisy = np.linspace(3.0, 1.0, 64) + rng.normal(0, 0.3, 64)
+    fit = monotone_components(noisy)
+    assert len(fit) == 64 and np.all(np.diff(fit) <= 1e-12)
+    assert math.isclose(fit.mean(), noisy.mean(), rel_tol=1e-9)  # PAV preserves block sums
+    clean = np.linspace(3.0, 1.0, 8)
+    assert np.array_equal(monotone_components(clean), clean)
+    assert monotone_components([1.0, 2.0]).tolist() == [1.5, 1.5]
+
+
+def test_resampled_components_keep_their_shape():
+    losses = np.linspace(4.0, 1.0, 32)
+    assert np.array_equal(resample_components(losses, 32), losses)
+    short = resample_components(losses, 8)
+    assert len(short) == 8 and short[0] == 4.0 and np.all(np.diff(short) < 0)
+
+
+def test_loss_component_files_round_trip_and_bad_files_are_named(tmp_path):
+    save_loss_components(tmp_path / "p.json", [1.5, 1.0], checkpoint="x")
+    assert load_loss_components(tmp_path / "p.json").tolist() == [1.5, 1.0]
+    (tmp_path / "bad.json").write_text('{"plans": []}')
+    with pytest.raises(ArdmError, match="not a loss-component file"):
+        load_loss_components(tmp_path / "bad.json")
+    (tmp_path / "nan.json").write_text('{"loss_components_nats": [1.0, NaN]}')
+    with pytest.raises(ArdmError, match="finite"):
+        load_loss_components(tmp_path / "nan.json")
+    with pytest.raises(ArdmError, match="not found"):
+        load_loss_components(tmp_path / "none.json")
 
 
 class KnownConditionals(torch.nn.Module):

@@ -113,6 +113,62 @@ def test_llada_commits_the_most_confident_first():
     assert written[0] == {9, 10, 11}  # confidence grows with the position
 
 
+def test_llada_margin_reveals_the_least_contested_first():
+    from .toy_models import ToyModel
+
+    contested = torch.tensor([0.6, 0.4, 1e-9, 1e-9, 1e-9]).log()  # confidence 0.6, margin 0.2
+    clear = torch.tensor([0.5, 0.125, 0.125, 0.125, 0.125]).log()  # confidence 0.5, margin 0.375
+
+    def fn(tokens, call):  # positions 9-11 are clear, the others contested
+        B, L = tokens.shape
+        logits = contested.repeat(B, L, 1)
+        logits[:, 9:] = clear
+        return logits
+
+    def first(remasking):
+        g = generate(ToyModel(fn), make_sampler("llada", remasking=remasking), length=12, steps=4,
+                     temperature=0, trace=True)
+        return positions(g.trace["records"], "written")[0]
+
+    assert first("margin") == {9, 10, 11}
+    assert not first("low_confidence") & {9, 10, 11}  # confidence prefers the contested ones
+
+
+# ---- planned (order-agnostic, SPEC §4.3) ---------------------------------------------------------------
+
+
+def test_planned_equal_steps_reveal_every_mask_once_in_random_order(tmp_path):
+    g = run(contextual(), "planned", steps=4, length=12, batch=2, seed=3)
+    for row in range(2):
+        written = positions(g.trace["records"], "written", row)
+        assert [len(w) for w in written] == [2, 3, 3, 2]  # equal boundaries 0, 2, 5, 8, 10
+        assert set().union(*written) == set(range(2, 12))
+    first = [positions(g.trace["records"], "written", row)[0] for row in range(2)]
+    assert first[0] != first[1]  # each row has its own order
+
+
+def test_planned_follows_the_dp_plan_of_its_loss_components(tmp_path):
+    from ardm.planner import plan_budget, save_loss_components
+
+    losses = [3.0 * 0.6**t for t in range(10)]  # early variables are costly: the plan starts small
+    path = tmp_path / "plan.json"
+    save_loss_components(path, losses)
+    model = contextual()
+    g = run(model, "planned", steps=3, length=12, plan=str(path))
+    sizes = [len(w) for w in positions(g.trace["records"], "written")]
+    assert sizes == [n for n in plan_budget(losses, 3).step_sizes if n] and sizes[0] < sizes[-1]
+    # levels: the share of the 10 target positions still MASKed, as in training and compression
+    left = [10 - sum(sizes[:k]) for k in range(len(sizes))]
+    assert [round(float(t[0, 5]), 4) for _, t in model.calls] == [m / 10 for m in left]
+    with pytest.raises(ArdmError, match="plan file not found"):
+        make_sampler("planned", plan=str(tmp_path / "missing.json"))
+
+
+def test_planned_with_more_steps_than_masks_finishes_early():
+    g = run(contextual(), "planned", steps=20, length=8)
+    assert g.nfe_per_sample == [6] and (g.tokens[0, 2:] != 5).all()
+
+
 def test_top_n_mask_picks_highest_finite_scores_per_row():
     scores = torch.tensor([[0.1, 0.9, -math.inf, 0.5], [1.0, 2.0, 3.0, 4.0]])
     m = top_n_mask(scores, torch.tensor([5, 2]))
@@ -332,6 +388,6 @@ def test_parse_options_types_values_from_strings():
 
 
 def test_every_sampler_is_registered_with_typed_options():
-    assert set(SAMPLERS) == {"l2r", "ar", "fixed", "mdlm", "llada", "remdm", "acs", "edit", "gate"}
+    assert set(SAMPLERS) == {"l2r", "ar", "fixed", "mdlm", "llada", "remdm", "acs", "edit", "gate", "planned"}
     for cls in SAMPLERS.values():
         cls()  # defaults are valid

@@ -16,12 +16,13 @@ from .edit import EditSampler
 from .fixed import FixedScheduleSampler
 from .gate import GateSampler
 from .masked import LLaDASampler, MDLMSampler
+from .planned import PlannedSampler
 from .remdm import ReMDMSampler
 from .sequential import ARSampler, L2RSampler
 
 SAMPLERS: dict[str, type[Sampler]] = {cls.name: cls for cls in (
     L2RSampler, ARSampler, FixedScheduleSampler, MDLMSampler, LLaDASampler, ReMDMSampler, ACSSampler,
-    EditSampler, GateSampler)}
+    EditSampler, GateSampler, PlannedSampler)}
 
 
 def make_sampler(name: str, **options: Any) -> Sampler:

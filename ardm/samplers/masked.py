@@ -39,23 +39,34 @@ class MDLMSampler(Sampler):
         return WriteSet(reveal, s.sample(), settle=reveal)
 
 
+REMASKING = ("low_confidence", "margin", "random")
+
+
+def margin(probs: torch.Tensor) -> torch.Tensor:
+    """Top-1 minus top-2 probability per position: the "top probability margin" order of Kim et al.
+    (arXiv 2502.06768), which reveals first the positions whose answer is least contested."""
+    top2 = probs.topk(2, dim=-1).values
+    return top2[..., 0] - top2[..., 1]
+
+
 @dataclass
 class LLaDAOptions:
     block_length: int = 0  # semi-AR blocks over the target span; 0 = one block (plain LLaDA)
-    remasking: str = "low_confidence"  # "low_confidence" | "random"
+    remasking: str = "low_confidence"  # "low_confidence" | "margin" | "random"
 
     def __post_init__(self) -> None:
         if self.block_length < 0:
             raise ArdmError(f"llada: block_length must be >= 0 (0 = one block), got {self.block_length}")
-        if self.remasking not in ("low_confidence", "random"):
-            raise ArdmError(f"llada: remasking must be 'low_confidence' or 'random', got {self.remasking!r}")
+        if self.remasking not in REMASKING:
+            raise ArdmError(f"llada: remasking must be one of {REMASKING}, got {self.remasking!r}")
 
 
 class LLaDASampler(Sampler):
     """LLaDA low-confidence remasking (arXiv 2502.09992; `ML-GSAI/LLaDA:generate.py`). The target is
     split in blocks; block b gets K_b = K/#blocks steps and, with M_b MASKs at its start, step j
     commits n_j = floor(M_b/K_b) + [j < M_b mod K_b] of its MASKs: those with the highest
-    confidence q(x_hat) ("low_confidence") or random priority ("random"), where x_hat is drawn
+    confidence q(x_hat) ("low_confidence"), the largest gap between q's two most likely tokens
+    ("margin", Kim et al. 2025) or random priority ("random"), where x_hat is drawn
     with the run's temperature (0 = argmax). Committed tokens are never changed.
     Steps: K must be a multiple of #blocks and K_b at most the shortest block's length."""
 
@@ -95,6 +106,8 @@ class LLaDASampler(Sampler):
         x_hat = s.sample()
         if self.options.remasking == "low_confidence":
             conf = s.probs().gather(-1, x_hat[..., None])[..., 0]
+        elif self.options.remasking == "margin":
+            conf = margin(s.probs())
         else:
             conf = s.uniform()
         conf = torch.where(candidates, conf, float("-inf"))
