@@ -76,7 +76,13 @@ def test_generator_rejects_bad_givens_and_gives_up_clearly():
         with pytest.raises(ArdmError, match="between 17 and 80"):
             make_puzzle(bad, seed=0)
     with pytest.raises(ArdmError, match="could not reach 17 givens"):
-        make_puzzle(17, seed=0, max_tries=1)
+        make_puzzle(17, seed=0, max_moves=1)
+
+
+def test_hill_climb_reaches_hard_counts_below_the_greedy_minimum():
+    for seed in (0, 1):
+        puzzle, solution = make_puzzle(22, seed)
+        assert givens_of(puzzle) == 22 and solve(puzzle) == [solution]
 
 
 def test_make_puzzles_seeds_and_givens_range():
