@@ -10,16 +10,15 @@ one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-i
 probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
 the model's NLL is one coder state per file.
 
-File: magic, a 65-byte binary header (`HEADER`: version, denoiser sha256, byte and token counts,
-block length, budget, word count), the plan (a byte: 0 = equal steps, 1 = the step sizes of a full
-block follow as LEB128 varints; a shorter last block scales those boundaries), then the 32-bit
-words.
+File: magic "ARDMZ", the format version (a byte), the first 16 bytes of the denoiser's sha256,
+then LEB128 varints: input bytes, tokens, block length, budget, 32-bit words; the plan (a byte: 0 =
+equal steps, 1 = the step sizes of a full block follow as varints; a shorter last block scales
+those boundaries); then the words. About 30 bytes in all before the words.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,8 +30,7 @@ from .planner import step_boundaries
 
 MAGIC = b"ARDMZ"
 FORMAT_VERSION = 2
-# version, denoiser sha256 (32 bytes), input bytes, tokens, block length, budget, 32-bit words
-HEADER = struct.Struct("<B32sQQIIQ")
+SHA_BYTES = 16  # a 128-bit prefix of the model's sha256: enough to tell checkpoints apart
 
 
 @contextmanager
@@ -68,20 +66,27 @@ def _varints(values: list[int]) -> bytes:
     return bytes(out)
 
 
-def _read_varints(blob: bytes, at: int, count_limit: int, total: int) -> tuple[list[int], int]:
+def _read_varint(blob: bytes, at: int, what: str) -> tuple[int, int]:
+    """One LEB128 varint at `at`: (value, offset after it)."""
+    v, shift = 0, 0
+    while True:
+        if at >= len(blob):
+            raise ArdmError(f"compressed file is truncated ({what})")
+        if shift > 63:
+            raise ArdmError(f"compressed file is damaged ({what})")
+        byte = blob[at]
+        at += 1
+        v |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return v, at
+
+
+def _read_plan(blob: bytes, at: int, count_limit: int, total: int) -> tuple[list[int], int]:
     """Step sizes from `at` until they add up to `total`; (sizes, offset after them)."""
     sizes: list[int] = []
     while sum(sizes) < total:
-        v, shift = 0, 0
-        while True:
-            if at >= len(blob) or shift > 28:
-                raise ArdmError("compressed file is truncated or damaged (plan)")
-            byte = blob[at]
-            at += 1
-            v |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
+        v, at = _read_varint(blob, at, "plan")
         if v == 0 or len(sizes) >= count_limit:
             raise ArdmError("compressed file is damaged (plan)")
         sizes.append(v)
@@ -183,8 +188,8 @@ def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tupl
                 coder.encode_reverse(sym, cat, probs)
                 nll_bits += float(-np.log2(probs[np.arange(len(sym)), sym]).sum())
     words = coder.get_compressed()
-    header = HEADER.pack(FORMAT_VERSION, bytes.fromhex(_model_sha(loaded)), len(data), len(ids), L, budget,
-                         int(len(words)))
+    header = (bytes([FORMAT_VERSION]) + bytes.fromhex(_model_sha(loaded))[:SHA_BYTES]
+              + _varints([len(data), len(ids), L, budget, int(len(words))]))
     plan = b"\x00" if loss_components is None else b"\x01" + _varints(list(np.diff(full).tolist()))
     payload = np.asarray(words, dtype="<u4").tobytes()
     out = MAGIC + header + plan + payload
@@ -196,16 +201,22 @@ def decompress(blob: bytes, loaded) -> bytes:
 
     if not blob.startswith(MAGIC):
         raise ArdmError("not an ardm compressed file (bad magic)")
-    if len(blob) < len(MAGIC) + HEADER.size:
+    at = len(MAGIC) + 1 + SHA_BYTES
+    if len(blob) < at:
         raise ArdmError("compressed file is truncated (incomplete header)")
-    version, sha, n_bytes, n_tokens, L, budget, n_words = HEADER.unpack_from(blob, len(MAGIC))
+    version, sha = blob[len(MAGIC)], blob[len(MAGIC) + 1:at]
     if version != FORMAT_VERSION:
-        raise ArdmError(f"compressed file format {version} is not supported")
+        raise ArdmError(f"compressed file format {version} is not supported (this version reads "
+                        f"{FORMAT_VERSION})")
     expected = _model_sha(loaded)
-    if sha.hex() != expected:
+    if sha.hex() != expected[: 2 * SHA_BYTES]:
         raise ArdmError(f"this file was compressed with another checkpoint (model sha256 "
                         f"{sha.hex()[:12]}..., this checkpoint {expected[:12]}...)")
-    at = len(MAGIC) + HEADER.size
+    fields = []
+    for _ in range(5):
+        v, at = _read_varint(blob, at, "incomplete header")
+        fields.append(v)
+    n_bytes, n_tokens, L, budget, n_words = fields
     if at >= len(blob):
         raise ArdmError("compressed file is truncated (no plan)")
     if not 1 <= budget <= L or blob[at] not in (0, 1):
@@ -213,13 +224,11 @@ def decompress(blob: bytes, loaded) -> bytes:
     if blob[at] == 0:
         full, at = step_boundaries(L, budget), at + 1
     else:
-        sizes, at = _read_varints(blob, at + 1, budget, L)
+        sizes, at = _read_plan(blob, at + 1, budget, L)
         full = [0, *np.cumsum(sizes).tolist()]
-    header = {"bytes": n_bytes, "tokens": n_tokens, "seq_len": L, "budget": budget, "words": n_words}
     body = blob[at:]
-    if len(body) % 4 or len(body) // 4 != header["words"]:
-        raise ArdmError(f"compressed file is truncated ({len(body) // 4} of {header['words']} words)")
-    n_tokens = header["tokens"]
+    if len(body) % 4 or len(body) // 4 != n_words:
+        raise ArdmError(f"compressed file is truncated ({len(body) // 4} of {n_words} words)")
     cat = constriction.stream.model.Categorical(perfect=False)
     coder = constriction.stream.stack.AnsCoder(np.frombuffer(body, dtype="<u4").astype(np.uint32))
     ids: list[int] = []
@@ -230,7 +239,7 @@ def decompress(blob: bytes, loaded) -> bytes:
             block = _run_block(loaded.model, bounds, b, lambda k, probs: coder.decode(cat, probs))
             ids += block.tolist()
     data = loaded.tokenizer.decode(ids).encode("utf-8")
-    if len(data) != header["bytes"]:
+    if len(data) != n_bytes:
         raise ArdmError("decompressed size differs from the header: wrong checkpoint or damaged file")
     return data
 
