@@ -171,6 +171,7 @@ def _add_misc(sub) -> None:
                         "bits/token (one random order each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--plot", metavar="PNG", help="also plot bits/token against the budget")
     p.add_argument("--raw", action="store_true",
                    help="plan on the measured l_t as they are, not on their non-increasing fit")
     p.add_argument("--save", metavar="FILE",
@@ -485,6 +486,10 @@ def cmd_plan(args) -> int:
             r["realised_bits_per_token"] = float(nll.mean()) / D / math.log(2)
             r["realised_bits_per_token_se"] = float(nll.std() / math.sqrt(len(nll))) / D / math.log(2)
             r["evaluated_windows"] = len(held)
+    if args.plot:
+        from .plots import plot_budget_curve
+
+        plot_budget_curve(rows, Path(args.plot), f"{loaded.config.recipe}: budget planner")
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sequence_length": D, "windows": len(windows),
                           "repeats": args.repeats, "data_sha256": corpus.sha256,

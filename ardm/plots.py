@@ -176,3 +176,25 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
         ax.legend(fontsize=8)
     save(fig, "time_per_revision.png")
     return paths
+
+
+def plot_budget_curve(rows: list[dict], out: Path, title: str = "") -> Path:
+    """`ardm plan` rows: predicted (and, if evaluated, realised) bits/token against the budget K,
+    the shape of Hoogeboom et al.'s parallel-generation figure."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    budgets = [r["budget"] for r in rows]
+    ax.plot(budgets, [r["predicted_bits_per_token"] for r in rows], marker="o", label="planned (predicted)")
+    if all("realised_bits_per_token" in r for r in rows):
+        ax.errorbar(budgets, [r["realised_bits_per_token"] for r in rows],
+                    yerr=[1.96 * r["realised_bits_per_token_se"] for r in rows], marker="s", capsize=3,
+                    label="planned (realised on other windows, 95% CI)")
+    nfe_axis(ax, budgets)
+    ax.set(xlabel="parallel steps K (budget)", ylabel="bits/token", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

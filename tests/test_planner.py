@@ -190,9 +190,10 @@ def test_cli_plan_evaluate_reports_realised_bits(tmp_path, capsys):
 
     train(tiny_config(steps=4), tmp_path / "r", progress=False)
     code = main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "2,16", "--windows", "2",
-                 "--evaluate", "3", "--json"])
+                 "--evaluate", "3", "--json", "--plot", str(tmp_path / "curve.png")])
     assert code == 0
     import json
 
     plans = json.loads(capsys.readouterr().out)["plans"]
     assert all(p["evaluated_windows"] == 3 and p["realised_bits_per_token"] > 0 for p in plans)
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
