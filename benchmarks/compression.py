@@ -5,7 +5,8 @@ with throughput. Prints a table and writes JSON.
     python benchmarks/compression.py --checkpoint runs/shakespeare-char-oa \\
         --data ../shared/data/tinyshakespeare/input.txt --chars 10000 --budgets 16,64,256
 
-The input is the first --chars characters of the corpus's validation split (held out from training).
+The input is --chars characters of the corpus's validation split (held out from training), from
+its start or --skip characters in.
 With --plan FILE (`ardm plan --checkpoint DIR --budget K --save FILE`) each budget is also coded
 with the planner's step sizes (SPEC §4.3) beside the equal ones.
 """
@@ -56,6 +57,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", help="corpus (default: the checkpoint's)")
     ap.add_argument("--chars", type=int, default=10000)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="start this many characters into the validation split (e.g. past the windows "
+                         "`ardm plan` measured its loss components on)")
     ap.add_argument("--budgets", default="16,64,256")
     ap.add_argument("--out", default="runs/bench/compression.json")
     ap.add_argument("--drop-unencodable-lines", action="store_true",
@@ -74,11 +78,13 @@ def main() -> None:
         lines = text.splitlines(keepends=True)
         kept = [ln for ln in lines if set(ln) <= vocab]
         text, dropped = "".join(kept), len(lines) - len(kept)
-    text = text[: args.chars]
+    text = text[args.skip: args.skip + args.chars]
     data = text.encode("utf-8")
     rows = []
     for budget in map(int, args.budgets.split(",")):
         for steps, losses in plans.items():
+            if losses is not None and budget >= dcfg.seq_len:
+                continue  # one token per step: the plan has nothing to choose
             t0 = time.perf_counter()
             blob, st = compress(data, loaded, budget, losses)
             t1 = time.perf_counter()
