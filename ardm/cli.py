@@ -71,7 +71,7 @@ def _add_sample(sub) -> None:
     from .samplers import SAMPLERS
 
     options = "\n".join(textwrap.fill(', '.join(f.name for f in dataclasses.fields(cls.Options)) or '-',
-                                      width=88, initial_indent=f"  {name:7s}", subsequent_indent=" " * 9)
+                                      width=88, initial_indent=f"  {name:8s}", subsequent_indent=" " * 10)
                         for name, cls in SAMPLERS.items())
     p = sub.add_parser(
         "sample", help="generate text from a checkpoint with any sampler",
