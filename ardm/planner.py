@@ -56,17 +56,23 @@ def plan_budget(loss_components, budget: int) -> Plan:
     t = np.arange(D + 1)[None, :]
     l_ext = np.append(losses, 0.0)[:, None]  # l_D is never used as a start (nothing left to generate)
     cost = np.where(s <= t, (t - s) * l_ext, np.inf)  # c(s, t) [D+1, D+1]
+    # Ties (equal l_t, e.g. the plateaus of monotone_components) are broken towards smaller
+    # steps by a penalty far below any real cost difference, so a plateau does not leave budget
+    # unused; the reported cost is recomputed without it.
+    tie = 1e-9 * (t - s).astype(np.float64) ** 2
     C = np.full((budget + 1, D + 1), np.inf)
     P = np.zeros((budget + 1, D + 1), dtype=np.int64)
     C[0, 0] = 0.0
     for k in range(1, budget + 1):
-        total = C[k - 1][:, None] + cost  # [s, t]
+        total = C[k - 1][:, None] + cost + tie  # [s, t]
         P[k] = total.argmin(0)
         C[k] = total.min(0)
     bounds = [D]
     for k in range(budget, 0, -1):
         bounds.append(int(P[k, bounds[-1]]))
-    return Plan(budget, bounds[::-1], float(C[budget, D]))
+    bounds = bounds[::-1]
+    nll = float(sum((b - a) * losses[a] for a, b in zip(bounds, bounds[1:]) if b > a))
+    return Plan(budget, bounds, nll)
 
 
 def plan_curve(loss_components, budgets) -> list[Plan]:

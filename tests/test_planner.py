@@ -94,6 +94,15 @@ def test_monotone_fit_is_non_increasing_keeps_the_mean_and_leaves_monotone_input
     assert monotone_components([1.0, 2.0]).tolist() == [1.5, 1.5]
 
 
+def test_plateaus_do_not_leave_budget_unused():
+    flat = [2.0] * 8 + [1.0] * 8  # ties everywhere within a plateau
+    for K in (4, 8, 16):
+        plan = plan_budget(flat, K)
+        assert sum(1 for n in plan.step_sizes if n) == K
+        assert math.isclose(plan.expected_nll, sum(n * 2.0 if b < 8 else n * 1.0 for b, n in
+                                                      zip(plan.boundaries, plan.step_sizes)))
+
+
 def test_resampled_components_keep_their_shape():
     losses = np.linspace(4.0, 1.0, 32)
     assert np.array_equal(resample_components(losses, 32), losses)
