@@ -6,13 +6,30 @@ import json
 from pathlib import Path
 
 
-def plot_training_curves(runs: dict[str, Path], out_png: Path) -> Path:
-    """Train loss and validation bits/token vs step for each run's metrics.jsonl."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 110 dpi, creating the folder) and close a figure; every report plot ends here."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(runs: dict[str, Path], out_png: Path) -> Path:
+    """Train loss and validation bits/token vs step for each run's metrics.jsonl."""
+    plt = pyplot()
     fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for label, run_dir in runs.items():
         recs = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
@@ -30,20 +47,7 @@ def plot_training_curves(runs: dict[str, Path], out_png: Path) -> Path:
     for ax in (ax_train, ax_val):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return save_figure(fig, out_png)
 
 
 def nfe_axis(ax, budgets) -> None:
@@ -78,16 +82,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     """The compare report's figures: quality vs NFE (with entropy), the Pareto frontier, overwrites
     per step, a steps x positions heatmap of revisions, and time per revision."""
-    plt = _pyplot()
+    plt = pyplot()
     runs, data = results["runs"], results.get("data") or {}
     groups = _by_label(runs)
     paths = []
 
     def save(fig, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        paths.append(out / name)
+        paths.append(save_figure(fig, out / name))
 
     fig, (ax_q, ax_h) = plt.subplots(1, 2, figsize=(12, 4.6))
     for label, rs in groups.items():
@@ -181,7 +182,7 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
 def plot_budget_curve(rows: list[dict], out: Path, title: str = "") -> Path:
     """`ardm plan` rows: predicted (and, if evaluated, realised) bits/token against the budget K,
     the shape of Hoogeboom et al.'s parallel-generation figure."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     budgets = [r["budget"] for r in rows]
     ax.plot(budgets, [r["predicted_bits_per_token"] for r in rows], marker="o", label="planned (predicted)")
@@ -193,8 +194,4 @@ def plot_budget_curve(rows: list[dict], out: Path, title: str = "") -> Path:
     ax.set(xlabel="parallel steps K (budget)", ylabel="bits/token", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoint import atomic_write_text
-from ..plots import nfe_axis
+from ..plots import nfe_axis, pyplot, save_figure
 
 
 def bench_table(results: dict) -> list[str]:
@@ -24,11 +24,7 @@ def bench_table(results: dict) -> list[str]:
 
 
 def plot_solve_rate(results: dict, out_png: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sets = list(dict.fromkeys(r["set"] for r in results["runs"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False)
     for ax, name in zip(axes[0], sets, strict=True):
@@ -49,10 +45,7 @@ def plot_solve_rate(results: dict, out_png: Path) -> Path:
         nfe_axis(ax, results["config"]["nfe"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def write_bench_report(results: dict, out: Path) -> None:
