@@ -462,7 +462,8 @@ def cmd_plan(args) -> int:
         raise ArdmError("plan needs a diffusion (bidirectional) checkpoint, not a causal AR model")
     dcfg = loaded.config.data
     corpus = load_corpus_like(dcfg, args.data)
-    windows = eval_blocks(encode(loaded.tokenizer, corpus.val), dcfg.seq_len)[: args.windows]
+    blocks = eval_blocks(encode(loaded.tokenizer, corpus.val), dcfg.seq_len)
+    windows = blocks[: args.windows]
     D = windows.shape[1]
     if max(budgets) > D:
         raise ArdmError(f"budget {max(budgets)} exceeds the {D} tokens of a sequence")
@@ -477,10 +478,9 @@ def cmd_plan(args) -> int:
     rows = [{"budget": p.budget, "predicted_bits_per_token": p.bits_per_token(),
              "expected_nll_nats": p.expected_nll, "step_sizes": p.step_sizes} for p in plans]
     if args.evaluate:  # follow each plan on other windows: the realised bits/token (SPEC §4.3)
-        held = eval_blocks(encode(loaded.tokenizer, corpus.val), dcfg.seq_len)[args.windows:]
+        held = blocks[args.windows: args.windows + args.evaluate]
         if len(held) == 0:
             raise ArdmError("no validation windows left after --windows to evaluate the plans on")
-        held = held[: args.evaluate]
         for p, r in zip(plans, rows, strict=True):
             nll = planned_nll(loaded.model, held, p.boundaries, seed=args.seed)
             r["realised_bits_per_token"] = float(nll.mean()) / D / math.log(2)
