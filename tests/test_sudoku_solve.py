@@ -18,7 +18,7 @@ from ardm.samplers import make_sampler
 from ardm.sudoku.bench import wilson
 from ardm.sudoku.corpus import RECORD_LEN, solved_grids, sudoku_corpus
 from ardm.sudoku.puzzles import is_solved, make_puzzles, write_puzzles
-from ardm.sudoku.solve import Codec, selectivity, solve_batch
+from ardm.sudoku.solve import Codec, selectivity_counts, selectivity_rates, solve_batch
 from ardm.tokenizer import CharTokenizer
 from ardm.train import train
 
@@ -127,7 +127,8 @@ def test_selectivity_of_a_known_trace(pairs):
     recs = [{"written": [[[1 + a, wrong_a], [1 + b, solution[b]]]], "overwritten": [[]], "remasked": [[]]},
             {"written": [[]], "overwritten": [[[1 + a, wrong_a, solution[a]], [1 + b, solution[b], wrong_a]]],
              "remasked": [[]]}]
-    s = selectivity({"prompt_length": 1, "records": recs}, Codec(TOK), [puzzle], [solution])
+    s = selectivity_rates(selectivity_counts({"prompt_length": 1, "records": recs}, Codec(TOK), [puzzle],
+                                             [solution]))
     assert (s["overwrites"], s["helpful"], s["harmful"], s["neutral"]) == (2, 1, 1, 0)
     assert s["precision"] == 0.5
 

@@ -263,7 +263,7 @@ def make_puzzles(num: int, givens: int | tuple[int, int], seed: int) -> list[tup
 
 def _make_with_retries(givens: int, seed: int, j: int, attempts: int = 8) -> tuple[Grid, Grid]:
     """Puzzle j of a set: seeds hashed from (seed, j[, attempt]) rather than seed + j, so neighbouring
-    base seeds share no puzzles; a seed whose grids all get stuck above `givens` (greedy removal, see
+    base seeds share no puzzles; a seed whose hill climb stays above `givens` after its moves (see
     make_puzzle) is replaced by the next attempt's, deterministically."""
     error: ArdmError | None = None
     for attempt in range(attempts):

@@ -140,9 +140,3 @@ def selectivity_rates(counts: Counter) -> dict[str, float]:
     return {**counts, "precision": counts["helpful"] / n, "share_in_conflict": counts["in_conflict"] / n,
             "conflict_cells_per_step": counts["conflict_cells"] / max(counts["grid_steps"], 1)}
 
-
-def selectivity(
-    trace: dict, codec: Codec, puzzles: Sequence[Sequence[int]], solutions: Sequence[Sequence[int]]
-) -> dict[str, float]:
-    """selectivity_rates of one trace."""
-    return selectivity_rates(selectivity_counts(trace, codec, puzzles, solutions))
