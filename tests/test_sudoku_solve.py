@@ -18,7 +18,7 @@ from ardm.samplers import make_sampler
 from ardm.sudoku.bench import wilson
 from ardm.sudoku.corpus import RECORD_LEN, solved_grids, sudoku_corpus
 from ardm.sudoku.puzzles import is_solved, make_puzzles, write_puzzles
-from ardm.sudoku.solve import Codec, selectivity_counts, selectivity_rates, solve_batch
+from ardm.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
 from ardm.tokenizer import CharTokenizer
 from ardm.train import train
 
@@ -227,3 +227,12 @@ def test_selectivity_counts_add_up_across_batches(tiny_sudoku, pairs):
     split = attempt_all(loaded, spec, pairs, 4, BenchConfig(checkpoint="x", batch_size=1), trace=True)
     assert whole[0] == split[0] and whole[1] == split[1]  # per-row seeds: the batch size changes nothing
     assert whole[1]["grid_steps"] == 4 * len(pairs) and "conflict_cells_per_step" in whole[1]
+
+
+def test_the_solving_module_does_not_shadow_the_exact_solver():
+    """`ardm.sudoku.solve` is the exact solver; importing the denoiser-solving module (as this file
+    does) must not replace it with a submodule of the same name (it once did, so test order mattered)."""
+    import ardm.sudoku
+    from ardm.sudoku import puzzles
+
+    assert ardm.sudoku.solve is puzzles.solve

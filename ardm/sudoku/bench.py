@@ -26,7 +26,7 @@ from ..errors import ArdmError
 from ..samplers import SAMPLERS
 from ..samplers.gate import calibrate
 from .puzzles import format_grid, make_puzzles, write_puzzles
-from .solve import Codec, selectivity_counts, selectivity_rates, solve_batch
+from .solving import Codec, selectivity_counts, selectivity_rates, solve_batch
 
 # Number of givens per difficulty. Issue 6 names easy = 36-45 and hard = 17-25; our generator's
 # hill climb reaches 20 givens in about 15 s and 19 or fewer not in practice
