@@ -137,7 +137,7 @@ def test_llada_margin_reveals_the_least_contested_first():
 # ---- planned (order-agnostic, SPEC §4.3) ---------------------------------------------------------------
 
 
-def test_planned_equal_steps_reveal_every_mask_once_in_random_order(tmp_path):
+def test_planned_equal_steps_reveal_every_mask_once_in_random_order():
     g = run(contextual(), "planned", steps=4, length=12, batch=2, seed=3)
     for row in range(2):
         written = positions(g.trace["records"], "written", row)
