@@ -30,6 +30,9 @@ def _add_train(sub) -> None:
     budget.add_argument("--max-minutes", type=float,
                         help="stop after this much wall time; the LR schedule then follows time")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="start from this checkpoint's weights (fine-tuning: same model config and "
+                        "tokenizer; optimizer, LR schedule and step count start afresh)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
     p.add_argument("--batch-size", type=int, help="sequences per step per process (train.batch_size)")
@@ -257,7 +260,7 @@ def cmd_train(args) -> int:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     out = Path(args.out or f"runs/{cfg.recipe}")
-    result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    result = train(cfg, out, resume=args.resume, progress=not args.no_progress, init_from=args.init_from)
     if result.get("stop_reason") == "interrupted":
         print(f"interrupted at step {result['step']}; checkpoint saved in {out} "
               f"(continue with --resume)", file=sys.stderr)

@@ -42,6 +42,10 @@ class Corpus:
     val: str
     source: str
     sha256: str  # checksum of the raw bytes read (recorded in results and checkpoints)
+    # optional per-character masks of positions that training keeps clean (Sudoku givens); they
+    # need a character tokenizer, where one character is one token
+    train_clean: np.ndarray | None = None
+    val_clean: np.ndarray | None = None
 
 
 def _read_file(path: Path, text_field: str, digest) -> str:
@@ -88,7 +92,7 @@ def load_corpus(cfg: DataConfig) -> Corpus:
         raise ArdmError("no corpus given: pass --data PATH (a text file, a .jsonl file or a folder)")
     if cfg.path.startswith("hf:"):
         return _load_hf(cfg)
-    if cfg.path.startswith("sudoku:"):
+    if cfg.path.startswith(("sudoku:", "sudoku-puzzles:")):
         from .sudoku.corpus import sudoku_corpus
 
         return sudoku_corpus(cfg.path, cfg.val_fraction)
@@ -171,21 +175,28 @@ def encode(tokenizer: Tokenizer, text: str) -> torch.Tensor:
 class BlockSampler:
     """Random fixed-length training windows from one id stream, from a seeded generator."""
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, seed: int, stride: int = 1):
+    def __init__(self, ids: torch.Tensor, seq_len: int, seed: int, stride: int = 1,
+                 clean: torch.Tensor | None = None):
         if ids.numel() < seq_len + 1:
             raise ArdmError(f"training split has {ids.numel()} tokens, fewer than one block of "
                             f"{seq_len + 1}; use a longer corpus or a smaller --set data.seq_len")
         self.ids = ids
+        self.clean = clean  # optional [N] bool, aligned with ids (Corpus.train_clean)
         self.seq_len = seq_len
         self.stride = max(stride, 1)  # windows start at multiples of it (data.record_len)
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, batch_size: int, length: int | None = None) -> torch.Tensor:
         """[B, length] windows; `length` defaults to seq_len (causal training asks seq_len + 1)."""
+        return self.batch_with_clean(batch_size, length)[0]
+
+    def batch_with_clean(self, batch_size: int, length: int | None = None):
+        """([B, length] windows, their [B, length] clean masks or None without a mask)."""
         length = length or self.seq_len
         last = (self.ids.numel() - length) // self.stride
         starts = torch.randint(0, last + 1, (batch_size,), generator=self.generator) * self.stride
-        return torch.stack([self.ids[s:s + length] for s in starts.tolist()])
+        idx = starts[:, None] + torch.arange(length)
+        return self.ids[idx], None if self.clean is None else self.clean[idx]
 
 
 def eval_blocks(ids: torch.Tensor, seq_len: int, overlap: int = 0) -> torch.Tensor:

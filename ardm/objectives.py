@@ -25,19 +25,30 @@ class DiffusionObjective:
         self.clean_range = (cfg.data.clean_min, cfg.data.clean_max)
         self.t_min = cfg.noise.t_min
 
-    def clean_positions(self, B: int, L: int, generator: torch.Generator | None) -> torch.Tensor | None:
-        """[B, L] bool: per example U{min..max} random positions kept clean (None when max = 0)."""
+    def clean_positions(self, B: int, L: int, generator: torch.Generator | None,
+                        given: torch.Tensor | None = None) -> torch.Tensor | None:
+        """[B, L] bool: per example U{min..max} random positions kept clean (None when max = 0 and no
+        `given` mask). `given` [B, L] (the data's own clean positions, e.g. a unique puzzle's givens)
+        is always clean; the count is then drawn from U{max(min, g)..max(max, g)}, g its size."""
         lo, hi = self.clean_range
-        if hi == 0:
+        if given is None and hi == 0:
             return None
-        counts = torch.randint(lo, hi + 1, (B, 1), generator=generator)
-        ranks = torch.rand(B, L, generator=generator).argsort(1).argsort(1)  # a random order per row
-        return ranks < counts
+        if given is None:
+            counts = torch.randint(lo, hi + 1, (B, 1), generator=generator)
+            ranks = torch.rand(B, L, generator=generator)
+        else:
+            given = given.cpu()
+            g = given.sum(1, keepdim=True)
+            low, high = g.clamp_min(lo), g.clamp_min(hi)
+            counts = low + (torch.rand(B, 1, generator=generator) * (high - low + 1)).long()
+            ranks = torch.where(given, -1.0, torch.rand(B, L, generator=generator))  # givens rank first
+        return ranks.argsort(1).argsort(1) < counts  # a random order per row
 
-    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None):
+    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
+             given: torch.Tensor | None = None):
         B, L = x.shape
         t = self.levels.sample(B, generator).to(x.device)  # [B, L]
-        clean = self.clean_positions(B, L, generator)
+        clean = self.clean_positions(B, L, generator, given)
         if clean is not None:  # conditioning positions: level 0, never corrupted, no loss
             clean = clean.to(x.device)
             t = torch.where(clean, 0.0, t)
@@ -65,7 +76,9 @@ class CausalObjective:
     def __init__(self, cfg: RunConfig):
         self.example_len = cfg.data.seq_len + 1
 
-    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None):
+    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
+             given: torch.Tensor | None = None):
+        """`given` is ignored: a causal model conditions on everything to its left anyway."""
         logits, _ = model(x[:, :-1])
         return token_nll(logits, x[:, 1:]).mean(), {}
 

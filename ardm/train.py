@@ -27,11 +27,13 @@ import torch.distributed as dist
 
 from .checkpoint import (
     LATEST,
+    MODEL_FILE,
     STATE_FILE,
     atomic_write_text,
     git_commit,
     load_tokenizer,
     read_checkpoint,
+    read_weights,
     save_run_checkpoint,
 )
 from .config import RunConfig, config_diff
@@ -130,7 +132,8 @@ class MetricsLog:
 
 
 @torch.no_grad()
-def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device) -> dict[str, float]:
+def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device,
+             val_clean: torch.Tensor | None = None) -> dict[str, float]:
     """Validation on fixed windows with a fixed noise seed: comparable across steps and resumes."""
     model.eval()
     n = objective.example_len
@@ -138,12 +141,15 @@ def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device) ->
     starts = torch.linspace(0, val_ids.numel() - n, count).long()
     if cfg.data.record_len:  # whole records only
         starts = starts // cfg.data.record_len * cfg.data.record_len
-    x_all = torch.stack([val_ids[s:s + n] for s in starts.tolist()])
+    idx = starts[:, None] + torch.arange(n)
+    x_all = val_ids[idx]
+    chunks = x_all.split(cfg.train.batch_size)
+    givens = [None] * len(chunks) if val_clean is None else val_clean[idx].split(cfg.train.batch_size)
     gen = torch.Generator().manual_seed(1234)
     losses, elbo = [], []
-    for chunk in x_all.split(cfg.train.batch_size):
+    for chunk, given in zip(chunks, givens):
         x = chunk.to(device)
-        loss, _ = objective.loss(model, x, gen)
+        loss, _ = objective.loss(model, x, gen, given)
         losses.append(loss.item() * len(chunk))
         if cfg.train.objective == "diffusion":
             elbo.append(absorbing_nelbo(model, x, 1, gen).sum().item())
@@ -156,15 +162,44 @@ def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device) ->
     return out
 
 
+def _clean_masks(corpus, train_ids: torch.Tensor, val_ids: torch.Tensor):
+    """The corpus's clean masks (e.g. Sudoku givens) as tensors aligned with the token ids, or Nones."""
+    if corpus.train_clean is None:
+        return None, None
+    if len(corpus.train_clean) != train_ids.numel() or len(corpus.val_clean) != val_ids.numel():
+        raise ArdmError(f"corpus {corpus.source} marks clean positions per character, so it needs "
+                        "--set data.tokenizer=char (one token per character)")
+    return torch.from_numpy(corpus.train_clean), torch.from_numpy(corpus.val_clean)
+
+
+def _init_weights(path, cfg: RunConfig, tokenizer, model: Denoiser, ema) -> dict[str, Any]:
+    """Load a checkpoint's weights into a fresh run (--init-from); its config record for the metadata."""
+    ckpt = read_checkpoint(path)
+    mine, theirs = cfg.to_dict()["model"], ckpt.config.to_dict()["model"]
+    diff = config_diff({"model": theirs}, {"model": mine})
+    if diff:
+        raise ArdmError(f"--init-from {path}: its model differs from this run's: {'; '.join(diff)}")
+    if load_tokenizer(ckpt).to_json() != tokenizer.to_json():
+        raise ArdmError(f"--init-from {path}: its tokenizer differs from the one built for this corpus")
+    weights = read_weights(ckpt)
+    for m in (model, ema):
+        if m is not None:
+            m.load_state_dict(weights)
+    return {"path": str(ckpt.path), "model_sha256": ckpt.files[MODEL_FILE]["sha256"],
+            "step": ckpt.meta.get("step"), "git_commit": ckpt.meta.get("git_commit")}
+
+
 def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-          stop_after: int | None = None) -> dict[str, Any]:
-    """Train and checkpoint into `out_dir`. `stop_after` (tests) stops as if interrupted at that step."""
+          stop_after: int | None = None, init_from: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train and checkpoint into `out_dir`. `stop_after` (tests) stops as if interrupted at that step.
+    `init_from` starts a new run from another checkpoint's weights (fine-tuning; optimizer, schedule and
+    step start afresh); it must have the same model config and tokenizer."""
     out = Path(out_dir)
     device = resolve_device(cfg.train.device)
     ddp = Distributed(device)
     device = ddp.device
     try:
-        return _train(cfg, out, device, ddp, resume, progress, stop_after)
+        return _train(cfg, out, device, ddp, resume, progress, stop_after, init_from)
     finally:
         ddp.close()
 
@@ -196,7 +231,7 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, resume: bool):
 
 
 def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, progress: bool,
-           stop_after: int | None) -> dict[str, Any]:
+           stop_after: int | None, init_from: str | os.PathLike | None = None) -> dict[str, Any]:
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -227,8 +262,10 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
     cfg.model.vocab_size = tokenizer.vocab_size
 
     train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
+    train_clean, val_clean = _clean_masks(corpus, train_ids, val_ids)
     objective = make_objective(cfg)
-    sampler = BlockSampler(train_ids, objective.example_len, tc.seed + 1000 * ddp.rank, cfg.data.record_len)
+    sampler = BlockSampler(train_ids, objective.example_len, tc.seed + 1000 * ddp.rank, cfg.data.record_len,
+                           clean=train_clean)
     if val_ids.numel() < objective.example_len:
         raise ArdmError(f"validation split has {val_ids.numel()} tokens, fewer than one block of "
                         f"{objective.example_len}; use a longer corpus or a larger data.val_fraction")
@@ -244,6 +281,9 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=tc.lr, betas=(0.9, tc.beta2), fused=device.type == "cuda")
     step, tokens_seen, elapsed = 0, 0, 0.0
+    init_meta = None if state is None else state.get("init_from")  # a resumed run keeps its origin
+    if init_from is not None and state is None:
+        init_meta = _init_weights(init_from, cfg, tokenizer, model, ema)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -262,6 +302,8 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
     meta_base = {"recipe": cfg.recipe, "git_commit": git_commit(), "data_sha256": corpus.sha256,
                  "data_source": corpus.source, "params": model.num_params(non_embedding=False),
                  "params_non_embedding": model.num_params(), "world_size": ddp.world}
+    if init_meta is not None:
+        meta_base["init_from"] = init_meta
 
     def gather_rng() -> dict[str, list[torch.Tensor]]:
         mine = [sampler.generator.get_state(), noise_gen.get_state(), torch.get_rng_state()]
@@ -278,7 +320,7 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
         weights = (ema or model).state_dict()
         training_state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "ema": ema.state_dict() if ema is not None else {}, "step": step,
-                          "tokens": tokens_seen, "elapsed_s": elapsed, "rng": rng}
+                          "tokens": tokens_seen, "elapsed_s": elapsed, "rng": rng, "init_from": init_meta}
         save_run_checkpoint(out, step, cfg=cfg, weights=weights, tokenizer=tokenizer,
                             meta={**meta_base, "step": step, "tokens": tokens_seen,
                                   "elapsed_s": round(elapsed, 2), "metrics": metrics},
@@ -315,10 +357,11 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
                 g["lr"] = lr
             loss_sum, stats = 0.0, {}
             for micro in range(tc.grad_accum):
-                x = sampler.batch(tc.batch_size, objective.example_len).to(device, non_blocking=True)
+                x, given = sampler.batch_with_clean(tc.batch_size, objective.example_len)
+                x = x.to(device, non_blocking=True)
                 sync = ddp.enabled and micro < tc.grad_accum - 1
                 with (net.no_sync() if sync else contextlib.nullcontext()), autocast:
-                    loss, stats = objective.loss(net, x, noise_gen)
+                    loss, stats = objective.loss(net, x, noise_gen, given)
                 (loss / tc.grad_accum).backward()
                 loss_sum += loss.item() / tc.grad_accum
             if not math.isfinite(loss_sum):
@@ -350,7 +393,7 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
                 bar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}")
             bar.update(1 if budget_s == 0 else int(elapsed) - bar.n)
             if step % tc.eval_interval == 0:
-                last_metrics = validate(ema or model, objective, val_ids, cfg, device)
+                last_metrics = validate(ema or model, objective, val_ids, cfg, device, val_clean)
                 log.write({"step": step, "split": "val", **last_metrics, "elapsed_s": round(elapsed, 2)})
             if stop_after is not None and step >= stop_after:
                 stop_flag = 1.0
@@ -364,7 +407,7 @@ def _train(cfg: RunConfig, out: Path, device, ddp: Distributed, resume: bool, pr
                 save(last_metrics)
         bar.close()
         if stop_reason != "interrupted" or step % tc.eval_interval != 0:
-            last_metrics = validate(ema or model, objective, val_ids, cfg, device)
+            last_metrics = validate(ema or model, objective, val_ids, cfg, device, val_clean)
             log.write({"step": step, "split": "val", **last_metrics, "elapsed_s": round(elapsed, 2)})
         save(last_metrics)
         result = {"step": step, "tokens": tokens_seen, "elapsed_s": elapsed, "stop_reason": stop_reason,

@@ -16,8 +16,15 @@ from ardm.objectives import DiffusionObjective
 from ardm.recipes import get_recipe
 from ardm.samplers import make_sampler
 from ardm.sudoku.bench import wilson
-from ardm.sudoku.corpus import RECORD_LEN, solved_grids, sudoku_corpus
-from ardm.sudoku.puzzles import is_solved, make_puzzles, write_puzzles
+from ardm.sudoku.corpus import RECORD_LEN, puzzle_grids, solved_grids, sudoku_corpus, transform
+from ardm.sudoku.puzzles import (
+    count_solutions,
+    is_solved,
+    make_puzzles,
+    minimal_puzzle,
+    solve,
+    write_puzzles,
+)
 from ardm.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
 from ardm.tokenizer import CharTokenizer
 from ardm.train import train
@@ -38,6 +45,63 @@ def test_corpus_grids_are_valid_deterministic_and_split_by_records():
     for bad in ("sudoku:", "sudoku:x", "sudoku:5", "sudoku:50:1:2"):
         with pytest.raises(ArdmError, match="sudoku:N"):
             sudoku_corpus(bad, 0.1)
+
+
+def test_puzzle_corpus_marks_the_givens_of_a_unique_puzzle_of_every_record():
+    c = sudoku_corpus("sudoku-puzzles:24:2", 0.25)
+    text, clean = c.train + c.val, np.concatenate([c.train_clean, c.val_clean])
+    assert len(c.train_clean) == len(c.train) == 18 * RECORD_LEN and len(c.val_clean) == len(c.val)
+    for r in range(24):
+        rec, mask = text[r * RECORD_LEN:(r + 1) * RECORD_LEN], clean[r * RECORD_LEN:(r + 1) * RECORD_LEN]
+        assert rec[0] == "\n" and mask[0]  # the prompt is clean too
+        solution = tuple(int(ch) for ch in rec[1:])
+        puzzle = tuple(d if m else 0 for d, m in zip(solution, mask[1:]))
+        assert is_solved(solution) and count_solutions(puzzle) == 1 and 17 <= sum(mask[1:]) <= 40
+    again = sudoku_corpus("sudoku-puzzles:24:2", 0.25)
+    assert again.sha256 == c.sha256 and np.array_equal(again.train_clean, c.train_clean)
+    assert c.sha256 != sudoku_corpus("sudoku:24:2", 0.25).sha256
+    with pytest.raises(ArdmError, match="sudoku-puzzles:N"):
+        sudoku_corpus("sudoku-puzzles:x", 0.1)
+
+
+def test_symmetries_keep_a_puzzle_the_unique_puzzle_of_its_solution():
+    import random
+
+    rng = random.Random(0)
+    solution = solved_grids(1, seed=0)[0]
+    puzzle = np.array(minimal_puzzle(tuple(solution.tolist()), rng))
+    assert count_solutions(tuple(puzzle.tolist())) == 1
+    sol, puz = transform(np.stack([solution] * 8).reshape(8, 9, 9), np.random.default_rng(1),
+                         np.stack([puzzle] * 8).reshape(8, 9, 9))
+    sol, puz = sol.reshape(8, 81), puz.reshape(8, 81)
+    assert len({tuple(r) for r in sol.tolist()}) > 1  # the symmetries differ per row
+    for s_row, p_row in zip(sol.tolist(), puz.tolist()):
+        assert is_solved(tuple(s_row)) and solve(tuple(p_row)) == [tuple(s_row)]
+        assert all(p in (0, s) for p, s in zip(p_row, s_row))
+    sols, puzs = puzzle_grids(3, seed=4)
+    assert all(solve(tuple(p)) == [tuple(s)] for s, p in zip(sols.tolist(), puzs.tolist()))
+
+
+def test_block_sampler_returns_the_clean_mask_of_each_window():
+    ids = torch.arange(6 * RECORD_LEN)
+    clean = ids % 3 == 0
+    x, given = BlockSampler(ids, RECORD_LEN, seed=0, stride=RECORD_LEN, clean=clean).batch_with_clean(16)
+    assert torch.equal(given, x % 3 == 0)
+    assert BlockSampler(ids, RECORD_LEN, seed=0).batch_with_clean(4)[1] is None
+
+
+def test_given_positions_are_always_clean_and_the_count_reaches_clean_max():
+    cfg = get_recipe("sudoku")
+    cfg.model.vocab_size = 10
+    obj = DiffusionObjective(cfg)
+    given = torch.zeros(512, 82, dtype=torch.bool)
+    given[:, :25] = True
+    given[:256, :70] = True  # more givens than clean_max: exactly those stay clean
+    clean = obj.clean_positions(512, 82, torch.Generator().manual_seed(0), given)
+    assert bool(clean[given].all())
+    counts = clean.sum(1)
+    assert int(counts[256:].min()) == 25 and int(counts[256:].max()) == 60  # U{25..60}
+    assert bool((counts[:256] == 70).all())
 
 
 def test_block_sampler_stride_starts_windows_at_record_boundaries():
@@ -236,3 +300,14 @@ def test_the_solving_module_does_not_shadow_the_exact_solver():
     from ardm.sudoku import puzzles
 
     assert ardm.sudoku.solve is puzzles.solve
+
+
+def test_a_puzzle_corpus_with_a_subword_tokenizer_is_refused():
+    from ardm.train import _clean_masks
+
+    c = sudoku_corpus("sudoku-puzzles:20", 0.1)
+    ids = torch.zeros(len(c.train) // 2, dtype=torch.long)  # fewer tokens than characters, as BPE gives
+    with pytest.raises(ArdmError, match="data.tokenizer=char"):
+        _clean_masks(c, ids, torch.zeros(len(c.val), dtype=torch.long))
+    train_clean, _ = _clean_masks(c, torch.zeros(len(c.train)), torch.zeros(len(c.val)))
+    assert train_clean.dtype == torch.bool and len(train_clean) == len(c.train)

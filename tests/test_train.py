@@ -144,3 +144,26 @@ def test_every_noise_trains_with_every_schedule_family(tmp_path, family, kind):
     assert result["step"] == 3 and len(losses) == 3
     assert all(v == v and abs(v) < 1e6 for v in losses.values())  # finite
     assert result["val_elbo_bits_per_token"] > 0
+
+
+def test_init_from_starts_a_new_run_from_another_checkpoints_weights(tmp_path):
+    base = tmp_path / "base"
+    train(tiny_config(), base, progress=False)
+    cfg = tiny_config(steps=4, lr=1e-12, min_lr=0.0)  # the weights barely move: compare them
+    result = train(cfg, tmp_path / "ft", progress=False, init_from=base, stop_after=2)
+    assert result["step"] == 2  # a new run counts from 0
+    wa, wb = read_weights(read_checkpoint(base)), read_weights(read_checkpoint(tmp_path / "ft"))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    origin = read_checkpoint(tmp_path / "ft").meta["init_from"]
+    assert origin["model_sha256"] == read_checkpoint(base).files["model.safetensors"]["sha256"]
+    train(cfg, tmp_path / "ft", resume=True, progress=False)  # a resumed run keeps its origin
+    assert read_checkpoint(tmp_path / "ft").meta["init_from"] == origin
+
+
+def test_init_from_a_different_model_is_refused(tmp_path):
+    train(tiny_config(), tmp_path / "base", progress=False)
+    cfg = tiny_config()
+    cfg.model.d_model = 32
+    with pytest.raises(ArdmError, match="init-from.*d_model"):
+        train(cfg, tmp_path / "ft", progress=False, init_from=tmp_path / "base")
+    assert not (tmp_path / "ft" / "LATEST").exists()

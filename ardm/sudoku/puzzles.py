@@ -213,6 +213,15 @@ def _remove_greedily(puzzle: list[int], solution: Grid, givens: int, cells: Sequ
     return left
 
 
+def minimal_puzzle(solution: Grid, rng: random.Random) -> Grid:
+    """The greedy pass alone: blank the cells of `solution` in a random order, skipping any blank that
+    would allow a second solution. The result is minimal (no given can go), typically 22-26 givens,
+    in about 0.06 s; the training corpus `sudoku-puzzles:N` is built from these (SPEC §8.1)."""
+    puzzle = list(solution)
+    _remove_greedily(puzzle, solution, 0, rng.sample(range(81), 81))
+    return tuple(puzzle)
+
+
 def make_puzzle(givens: int, seed: int, max_moves: int = 1000) -> tuple[Grid, Grid]:
     """A (puzzle, solution) pair with exactly `givens` givens and a unique solution, deterministic in `seed`.
 
