@@ -78,7 +78,8 @@ def puzzle_grids(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     puzzles = [minimal_puzzle(b, py_rng) for b in bases]
     index = np.arange(num) % len(bases)
     rng = np.random.default_rng(seed)
-    sol, puz = transform(np.array(bases).reshape(-1, 9, 9)[index], rng, np.array(puzzles).reshape(-1, 9, 9)[index])
+    base_grids, base_puzzles = np.array(bases).reshape(-1, 9, 9), np.array(puzzles).reshape(-1, 9, 9)
+    sol, puz = transform(base_grids[index], rng, base_puzzles[index])
     return sol.reshape(num, 81), puz.reshape(num, 81)
 
 
