@@ -311,3 +311,16 @@ def test_a_puzzle_corpus_with_a_subword_tokenizer_is_refused():
         _clean_masks(c, ids, torch.zeros(len(c.val), dtype=torch.long))
     train_clean, _ = _clean_masks(c, torch.zeros(len(c.train)), torch.zeros(len(c.val)))
     assert train_clean.dtype == torch.bool and len(train_clean) == len(c.train)
+
+
+@pytest.mark.parametrize("name", ["sudoku", "sudoku-puzzles"])
+def test_bundled_denoisers_solve_easy_puzzles_in_confidence_order(name):
+    from pathlib import Path
+
+    from ardm.checkpoint import load
+
+    loaded = load(Path(__file__).resolve().parents[1] / "checkpoints" / name)
+    puzzles = [p for p, _ in make_puzzles(6, 45, seed=11)]
+    sampler = make_sampler("llada")
+    attempts, _ = solve_batch(loaded.model, loaded.tokenizer, sampler, puzzles, 81, temperature=0.0)
+    assert sum(a.solved for a in attempts) >= 5

@@ -9,8 +9,7 @@ Deterministic by seed; the last val_fraction of the records is the validation sp
 
 `--data sudoku-puzzles:N[:SEED]` has the same records, built from unique puzzles instead: the corpus
 then also marks each record's givens, which training keeps clean, so every training example has
-exactly one answer (random givens rarely do below about 30). Building its 2,000 base puzzles takes
-about two minutes.
+exactly one answer. Building its 2,000 base puzzles takes about two minutes.
 """
 
 from __future__ import annotations
