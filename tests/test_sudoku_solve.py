@@ -202,6 +202,10 @@ def test_wilson_interval():
     lo, hi = wilson(50, 100)
     assert lo < 0.5 < hi and hi - lo < 0.2
     assert wilson(100, 100)[1] == pytest.approx(1.0) and wilson(100, 100)[0] > 0.95
+    for n in range(1, 201):  # the interval contains k / n (a 100% rate once crashed the plot's error bars)
+        for k in (0, 1, n - 1, n):
+            lo, hi = wilson(k, n)
+            assert lo <= k / n <= hi
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = k / n
     mid = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, mid - half), min(1.0, mid + half))
+    # clamped to contain p: at k = n rounding could leave the upper end a hair below 1 = p
+    return (min(p, max(0.0, mid - half)), max(p, min(1.0, mid + half)))
 
 
 @dataclasses.dataclass
@@ -133,7 +134,7 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
     from .report import write_bench_report
 
-    write_bench_report(results, out)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1))  # before the plot can fail
     (out / "results.partial.json").unlink(missing_ok=True)
+    write_bench_report(results, out)
     return results
