@@ -99,7 +99,8 @@ def sudoku_corpus(spec: str, val_fraction: float) -> Corpus:
 
     `sudoku-puzzles:N[:SEED]` -> the same records, plus per-character clean masks that mark each
     record's newline and the givens of a unique puzzle of it (`puzzle_grids`): training then keeps
-    those clean (and U{..} more, see DiffusionObjective), so every example has exactly one answer."""
+    those clean (with more solution cells, up to data.clean_max in all: DiffusionObjective.clean_positions),
+    so every example has exactly one answer."""
     num, seed = _parse_spec(spec)
     if spec.startswith("sudoku-puzzles:"):
         grids, puzzles = puzzle_grids(num, seed)
