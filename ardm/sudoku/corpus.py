@@ -83,8 +83,7 @@ def puzzle_grids(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parse_spec(spec: str) -> tuple[int, int]:
-    parts = spec.split(":")[1:]
-    name = spec.split(":")[0]
+    name, *parts = spec.split(":")
     try:
         num, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
     except (IndexError, ValueError):
