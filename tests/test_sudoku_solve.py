@@ -191,10 +191,16 @@ def test_selectivity_of_a_known_trace(pairs):
     recs = [{"written": [[[1 + a, wrong_a], [1 + b, solution[b]]]], "overwritten": [[]], "remasked": [[]]},
             {"written": [[]], "overwritten": [[[1 + a, wrong_a, solution[a]], [1 + b, solution[b], wrong_a]]],
              "remasked": [[]]}]
+    # step 3 remasks b (holding the wrong digit now) and a (right again): one wrong digit removed of two
+    recs.append({"written": [[]], "overwritten": [[]],
+                 "remasked": [[[1 + b, wrong_a], [1 + a, solution[a]]]]})
     s = selectivity_rates(selectivity_counts({"prompt_length": 1, "records": recs}, Codec(TOK), [puzzle],
                                              [solution]))
     assert (s["overwrites"], s["helpful"], s["harmful"], s["neutral"]) == (2, 1, 1, 0)
     assert s["precision"] == 0.5
+    assert (s["remasks"], s["remasks_wrong"], s["remask_precision"]) == (2, 1, 0.5)
+    # chance level: before step 1 nothing is written; before steps 2 and 3 both a and b are
+    assert s["open_cells"] == 4 and 0.0 <= s["conflict_base_rate"] <= 1.0
 
 
 def test_wilson_interval():
@@ -240,7 +246,7 @@ def test_cli_solve_reports_bad_lines_and_solves_the_rest(tiny_sudoku, tmp_path, 
 def test_cli_bench_writes_results_plot_and_summary(tiny_sudoku, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["sudoku", "bench", "--checkpoint", str(tiny_sudoku / "sudoku"),
-                 "--ar", str(tiny_sudoku / "sudoku-ar"), "--samplers", "mdlm,gate,l2r", "--nfe", "4,81",
+                 "--ar", str(tiny_sudoku / "sudoku-ar"), "--samplers", "mdlm,gate,l2r,remdm", "--nfe", "4,81",
                  "--sets", "easy", "--num", "2", "--out", str(out), "--no-progress"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
@@ -248,7 +254,12 @@ def test_cli_bench_writes_results_plot_and_summary(tiny_sudoku, tmp_path, capsys
     assert {("mdlm", 4), ("gate", 81), ("l2r", 81), ("ar", 81)} <= runs and ("l2r", 4) not in runs
     assert all(0 <= r["solve_rate"] <= 1 and len(r["attempts"]) == 2 for r in res["runs"])
     assert (out / "solve_rate.png").stat().st_size > 1000 and (out / "puzzles-easy.csv").exists()
-    assert "| easy | 4 | mdlm |" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "| easy | 4 | mdlm |" in summary
+    remdm = next(r for r in res["runs"] if r["label"] == "remdm" and r["nfe_budget"] == 81)["selectivity"]
+    assert remdm["overwrites"] == 0 and remdm["remasks"] >= 0 and "remask_precision" in remdm
+    rows = [line for line in summary.splitlines() if line.startswith("| easy |")]
+    assert rows and all(line.count("|") == rows[0].count("|") for line in rows)  # every row has all columns
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,18 +8,28 @@ from ..checkpoint import atomic_write_text
 from ..plots import nfe_axis, pyplot, save_figure
 
 
+def _revisions(s: dict | None) -> str:
+    """The overwrite and remask columns of one run (older results files have no remask counts)."""
+    if not s:
+        return "| - | - | - | - | - | - |"
+    if s.get("remasks"):
+        rem = f"| {s['remasks']} | {s['remask_precision']:.2f} | {s['remask_share_in_conflict']:.2f} |"
+    else:
+        rem = f"| {s.get('remasks', '-')} | - | - |"
+    base = f" ({s['conflict_base_rate']:.2f})" if "conflict_base_rate" in s else ""
+    return f"| {s['overwrites']} | {s['helpful']} / {s['harmful']} | {s['share_in_conflict']:.2f}{base} {rem}"
+
+
 def bench_table(results: dict) -> list[str]:
-    rows = ["| set | NFE budget | sampler | solve rate [95% CI] | solved | violations / grid | mean NFE used "
-            "| overwrites | helpful / harmful | share in conflict |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| set | NFE budget | sampler | solve rate [95% CI] | solved | violations / grid "
+            "| mean NFE used | overwrites | helpful / harmful | in conflict (chance) | remasks "
+            "| of wrong digits | in conflict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         lo, hi = r["solve_rate_ci"]
-        s = r["selectivity"]
-        sel = (f"| {s['overwrites']} | {s['helpful']} / {s['harmful']} | {s['share_in_conflict']:.2f} |" if s
-               else "| - | - | - |")
         rows.append(f"| {r['set']} | {r['nfe_budget']} | {r['label']} | {100 * r['solve_rate']:.1f}% "
                     f"[{100 * lo:.1f}, {100 * hi:.1f}] | {r['solved']}/{r['puzzles']} "
-                    f"| {r['violations_per_grid']:.2f} | {r['nfe_mean']:.1f} {sel}")
+                    f"| {r['violations_per_grid']:.2f} | {r['nfe_mean']:.1f} {_revisions(r['selectivity'])}")
     return rows
 
 
@@ -59,7 +69,9 @@ def write_bench_report(results: dict, out: Path) -> None:
              "once its grid is valid (mean NFE used counts that).",
              "- Solved = every cell a digit, no rule broken, givens kept. Intervals: Wilson 95%.",
              "- Overwrites are changes of a visible digit; helpful = wrong -> right, harmful = right -> "
-             "wrong; share in conflict = overwritten cells that broke a rule just before.",
+             "wrong; in conflict = share of overwritten cells that broke a rule just before (chance: the "
+             "share of all written, non-given digits in conflict over the run's steps). Remasks "
+             "(digit -> MASK, e.g. remdm): the share that removed a wrong digit, and the share in conflict.",
              f"- git commit {results['git_commit']}; wall time {results['wall_time_s']} s.", "",
              *bench_table(results), ""]
     if results["skipped"]:

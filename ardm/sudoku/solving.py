@@ -7,7 +7,9 @@ finishes as soon as its grid is complete and breaks no rule, and its NFE stops c
 
 Selectivity of revisions (SPEC §8.2) from a trace: an overwrite is helpful (wrong -> right),
 harmful (right -> wrong) or neutral (wrong -> wrong); "in conflict" when the cell broke a rule just
-before it was overwritten.
+before it was overwritten. Remasking samplers (`remdm`, `gate:mode=remask`) revise by turning a
+digit back into MASK: a remask removes a wrong digit or a right one, and is in conflict or not, in
+the same sense (issue 6 asks what each sampler revises, remdm included).
 """
 
 from __future__ import annotations
@@ -107,17 +109,23 @@ def selectivity_counts(
     trace: dict, codec: Codec, puzzles: Sequence[Sequence[int]], solutions: Sequence[Sequence[int]]
 ) -> Counter:
     """Replay a trace: how many overwrites were helpful / harmful / neutral, how many hit a cell that
-    was in conflict just before, and the conflicting cells seen over all (grid, step) pairs. Counts
-    summed over the batch, so the counts of several batches add up."""
+    was in conflict just before; how many remasks removed a wrong / right digit and how many of them
+    were in conflict; and the conflicting cells seen over all (grid, step) pairs. Counts summed over
+    the batch, so the counts of several batches add up."""
     P = trace["prompt_length"]
     grids = [list(p) for p in puzzles]
     table = codec.to_digit.tolist()
-    out = Counter({k: 0 for k in ("overwrites", "helpful", "harmful", "neutral", "in_conflict",
-                                  "conflict_cells", "grid_steps")})
+    out = Counter({k: 0 for k in ("overwrites", "helpful", "harmful", "neutral", "in_conflict", "remasks",
+                                  "remasks_wrong", "remasks_in_conflict", "conflict_cells", "grid_steps",
+                                  "open_cells", "open_in_conflict")})
     for rec in trace["records"]:
         for b, grid in enumerate(grids):
             bad = conflicts(grid)
             out["conflict_cells"] += len(bad)
+            # the chance level: how many revisable digits (written, not given) were in conflict
+            open_cells = [c for c, d in enumerate(grid) if d and not puzzles[b][c]]
+            out["open_cells"] += len(open_cells)
+            out["open_in_conflict"] += sum(c in bad for c in open_cells)
             for pos, old, new in rec["overwritten"][b]:
                 c = pos - P
                 right = solutions[b][c]
@@ -125,8 +133,12 @@ def selectivity_counts(
                 out["in_conflict"] += c in bad
                 was, now = table[old] == right, table[new] == right
                 out["helpful" if now and not was else "harmful" if was and not now else "neutral"] += 1
-            for pos, _old in rec["remasked"][b]:
-                grid[pos - P] = 0
+            for pos, old in rec["remasked"][b]:
+                c = pos - P
+                out["remasks"] += 1
+                out["remasks_wrong"] += table[old] != solutions[b][c]
+                out["remasks_in_conflict"] += c in bad
+                grid[c] = 0
             for entry in rec["written"][b] + [[e[0], e[2]] for e in rec["overwritten"][b]]:
                 grid[entry[0] - P] = table[entry[1]]
         out["grid_steps"] += len(grids)
@@ -134,9 +146,15 @@ def selectivity_counts(
 
 
 def selectivity_rates(counts: Counter) -> dict[str, float]:
-    """The counts plus precision (helpful / overwrites), the share of overwrites in conflict and the
-    mean number of conflicting cells per grid and step."""
-    n = max(counts["overwrites"], 1)
+    """The counts plus precision (helpful / overwrites), the share of overwrites in conflict, the
+    same two shares for remasks (wrong digits removed, in conflict), the chance level of "in
+    conflict" (the share of written, non-given digits in conflict over all grid steps: a reviser that
+    picked cells at random would hit conflicts this often) and the mean number of conflicting cells
+    per grid and step."""
+    n, r = max(counts["overwrites"], 1), max(counts["remasks"], 1)
     return {**counts, "precision": counts["helpful"] / n, "share_in_conflict": counts["in_conflict"] / n,
+            "remask_precision": counts["remasks_wrong"] / r,
+            "remask_share_in_conflict": counts["remasks_in_conflict"] / r,
+            "conflict_base_rate": counts["open_in_conflict"] / max(counts["open_cells"], 1),
             "conflict_cells_per_step": counts["conflict_cells"] / max(counts["grid_steps"], 1)}
 
