@@ -18,6 +18,7 @@ from ardm.samplers import make_sampler
 from ardm.sudoku.bench import wilson
 from ardm.sudoku.corpus import RECORD_LEN, puzzle_grids, solved_grids, sudoku_corpus, transform
 from ardm.sudoku.puzzles import (
+    conflicts,
     count_solutions,
     is_solved,
     make_puzzles,
@@ -200,7 +201,10 @@ def test_selectivity_of_a_known_trace(pairs):
     assert s["precision"] == 0.5
     assert (s["remasks"], s["remasks_wrong"], s["remask_precision"]) == (2, 1, 0.5)
     # chance level: before step 1 nothing is written; before steps 2 and 3 both a and b are
-    assert s["open_cells"] == 4 and 0.0 <= s["conflict_base_rate"] <= 1.0
+    before = [{**dict(enumerate(puzzle)), a: wrong_a, b: solution[b]},
+              {**dict(enumerate(puzzle)), a: solution[a], b: wrong_a}]
+    hits = sum(len({a, b} & conflicts([g[c] for c in range(81)])) for g in before)
+    assert (s["open_cells"], s["open_in_conflict"]) == (4, hits) and s["conflict_base_rate"] == hits / 4
 
 
 def test_wilson_interval():
