@@ -1,11 +1,15 @@
-"""ardm: autoregressive diffusion language models that can revise their own tokens."""
+"""ardm: autoregressive diffusion language models that can revise their own tokens.
 
-__version__ = "0.1.0"
+The package is layered (README "Layout"): errors/version < core < data < generation < evaluation
+< training < tasks < cli; a module imports only from its own layer or below (tests/test_layout.py).
+"""
+
+from ardm.version import __version__
 
 
 def load(path, device: str = "cpu"):
     """Load a checkpoint (or a run directory's latest one): returns .model, .tokenizer, .config."""
-    from .checkpoint import load as _load
+    from ardm.core.checkpoint import load as _load
 
     return _load(path, device)
 

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import ardm
-from ardm.checkpoint import atomic_write_text, git_commit
-from ardm.compression import compress, decompress
-from ardm.data import load_corpus_like
-from ardm.planner import load_loss_components
+from ardm.core.checkpoint import atomic_write_text, git_commit
+from ardm.data.sources import load_corpus_like
+from ardm.generation.planner import load_loss_components
+from ardm.tasks.compression import compress, decompress
 
 
 def baselines(data: bytes) -> dict[str, int]:

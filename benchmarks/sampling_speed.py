@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from ardm.config import MODEL_PRESETS, ModelConfig
-from ardm.generate import SAMPLERS, generate
-from ardm.model import Denoiser
-from ardm.samplers import make_sampler
+from ardm.core.config import MODEL_PRESETS, ModelConfig
+from ardm.core.model import Denoiser
+from ardm.generation.loop import generate
+from ardm.generation.registry import SAMPLERS, make_sampler
 
 SEQUENTIAL = ("l2r", "ar")
 

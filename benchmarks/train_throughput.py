@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ardm.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from ardm.model import Denoiser
-from ardm.objectives import make_objective
+from ardm.core.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ardm.core.model import Denoiser
+from ardm.core.objectives import make_objective
 
 
 def sync(device):
@@ -86,7 +86,7 @@ def train_rate(preset: str, device, batch: int, seq: int, steps: int, bf16: bool
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--sizes", default="small,medium", help="model presets (ardm.config.MODEL_PRESETS)")
+    ap.add_argument("--sizes", default="small,medium", help="model presets (ardm.core.config.MODEL_PRESETS)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--steps", type=int, default=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ardm.recipes import get_recipe
+from ardm.training.recipes import get_recipe
 
 torch.set_num_threads(1)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import ardm
-from ardm import checkpoint as ck
+from ardm.core import checkpoint as ck
 from ardm.errors import ArdmError
-from ardm.train import train
+from ardm.training.loop import train
 
 from .conftest import tiny_config
 

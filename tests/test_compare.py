@@ -8,12 +8,12 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from ardm.ablations import ABLATIONS, ablation_specs
 from ardm.cli import main
-from ardm.compare import CompareConfig, SamplerSpec, run_compare
-from ardm.compare_report import best_by_budget, low_entropy
 from ardm.errors import ArdmError
-from ardm.train import train
+from ardm.evaluation.ablations import ABLATIONS, ablation_specs
+from ardm.evaluation.compare import CompareConfig, SamplerSpec, run_compare
+from ardm.evaluation.report import best_by_budget, low_entropy
+from ardm.training.loop import train
 from tests.conftest import tiny_config
 
 PLOTS = ("quality_vs_nfe.png", "pareto.png", "overwrites_per_step.png", "time_per_revision.png")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import ardm
-from ardm.compression import compress, decompress
 from ardm.errors import ArdmError
-from ardm.train import train
+from ardm.tasks.compression import compress, decompress
+from ardm.training.loop import train
 
 from .conftest import tiny_config
 
@@ -115,7 +115,7 @@ def test_bundled_order_agnostic_checkpoint_compresses_shakespeare(tmp_path):
     did not train on and codes it near its NLL; a planned budget travels in the header."""
     from pathlib import Path
 
-    from ardm.planner import monotone_components
+    from ardm.generation.planner import monotone_components
 
     bundled = ardm.load(Path(__file__).resolve().parents[1] / "checkpoints" / "shakespeare-char-oa")
     assert bundled.config.noise.kind == "order_agnostic"

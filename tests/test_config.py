@@ -1,10 +1,10 @@
-"""ardm.config: validation, strict (de)serialisation, --set overrides and config diffs."""
+"""ardm.core.config: validation, strict (de)serialisation, --set overrides and config diffs."""
 
 from __future__ import annotations
 
 import pytest
 
-from ardm.config import (
+from ardm.core.config import (
     DataConfig,
     ModelConfig,
     NoiseConfig,

@@ -1,4 +1,4 @@
-"""ardm.data: corpus loading and splitting, input validation, and block packing."""
+"""ardm.data.corpus: corpus loading and splitting, input validation, and block packing."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import json
 import pytest
 import torch
 
-from ardm.config import DataConfig
-from ardm.data import BlockSampler, encode, eval_blocks, file_sha256, load_corpus, train_tokenizer
+from ardm.core.config import DataConfig
+from ardm.core.tokenizer import CharTokenizer
+from ardm.data.corpus import file_sha256
+from ardm.data.sources import load_corpus
+from ardm.data.tokens import BlockSampler, encode, eval_blocks, train_tokenizer
 from ardm.errors import ArdmError
-from ardm.recipes import bundled_corpus
-from ardm.tokenizer import CharTokenizer
+from ardm.training.recipes import bundled_corpus
 
 
 def _cfg(path, **kw) -> DataConfig:

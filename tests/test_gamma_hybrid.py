@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from ardm.config import NoiseConfig
-from ardm.noise import GammaHybridNoise, make_noise
+from ardm.core.config import NoiseConfig
+from ardm.core.noise import GammaHybridNoise, make_noise
 
 V = 5
 
@@ -90,7 +90,7 @@ def test_a_model_learns_with_the_gamma_objective(tmp_path):
     are right), so learning is checked on the validation ELBO, not on the raw training loss."""
     import json
 
-    from ardm.train import train
+    from ardm.training.loop import train
 
     from .conftest import tiny_config
 

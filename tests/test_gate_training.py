@@ -11,13 +11,13 @@ import math
 import pytest
 import torch
 
-from ardm.checkpoint import read_checkpoint
 from ardm.cli import main
+from ardm.core.checkpoint import read_checkpoint
 from ardm.errors import ArdmError
-from ardm.gate_store import GATE_JSON, find_gate, load_gate, save_gate
-from ardm.gate_training import GateTrainConfig, SignalStatsEMA, aux_loss, step_loss
-from ardm.gates import GateInputs, LinearGate, MLPGate, SignalStats
-from ardm.train import train
+from ardm.generation.gate.scoring import GateInputs, LinearGate, MLPGate, SignalStats
+from ardm.generation.gate.store import GATE_JSON, find_gate, load_gate, save_gate
+from ardm.generation.gate.training import GateTrainConfig, SignalStatsEMA, aux_loss, step_loss
+from ardm.training.loop import train
 from tests.conftest import tiny_config
 
 GATE_STEPS = 40
@@ -146,9 +146,9 @@ def test_normalisation_statistics_freeze_after_the_warmup_fraction():
 def test_drafts_follow_the_spec_recipe():
     """SPEC §7.2: the decision step comes right after the last rollout step, within 1..K; with
     fill="all" the first rollout step fills every MASK, so the gate decides on a complete draft."""
-    from ardm.gate_training import make_drafts
-    from ardm.gates import NoGate
-    from ardm.samplers.gate import GateSampler
+    from ardm.generation.gate.sampler import GateSampler
+    from ardm.generation.gate.scoring import NoGate
+    from ardm.generation.gate.training import make_drafts
     from tests.toy_models import contextual
 
     model, K = contextual(vocab=5, max_len=12), 8
@@ -269,7 +269,7 @@ def test_sample_gate_option_errors(capsys, other_denoiser, tmp_path):
 
 
 def test_select_theta_maximises_f1_on_a_known_case():
-    from ardm.gate_training import select_theta
+    from ardm.generation.gate.training import select_theta
 
     # wrong tokens have p 0.7 / 0.8, right ones 0.2 / 0.6: any theta in [0.6, 0.7) separates them
     p = torch.tensor([0.7, 0.8, 0.2, 0.6, 0.99])

@@ -10,9 +10,9 @@ import torch
 
 from ardm.cli import main
 from ardm.errors import ArdmError
-from ardm.generate import SAMPLERS, generate
-from ardm.samplers import Sampler, WriteSet, make_sampler
-from ardm.train import train
+from ardm.generation.loop import generate
+from ardm.generation.registry import SAMPLERS, Sampler, WriteSet, make_sampler
+from ardm.training.loop import train
 
 from .conftest import tiny_config
 from .toy_models import contextual

@@ -1,4 +1,4 @@
-"""ardm.likelihood: the absorbing NELBO estimator is unbiased, causal NLL is exact, and a trained
+"""ardm.evaluation.likelihood: the absorbing NELBO estimator is unbiased, causal NLL is exact, and a trained
 denoiser's ELBO reaches the known entropy of a toy source."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from ardm.config import DataConfig, ModelConfig, NoiseConfig, RunConfig, ScheduleConfig
-from ardm.likelihood import LN2, absorbing_nelbo, causal_nll, evaluate_text
-from ardm.model import Denoiser
-from ardm.objectives import DiffusionObjective
-from ardm.tokenizer import CharTokenizer
+from ardm.core.config import DataConfig, ModelConfig, NoiseConfig, RunConfig, ScheduleConfig
+from ardm.core.model import Denoiser
+from ardm.core.objectives import DiffusionObjective
+from ardm.core.tokenizer import CharTokenizer
+from ardm.evaluation.likelihood import LN2, absorbing_nelbo, causal_nll, evaluate_text
 
 P = torch.tensor([0.5, 0.25, 0.15, 0.1], dtype=torch.float64)
 H_NATS = float(-(P * P.log()).sum())  # entropy of one symbol

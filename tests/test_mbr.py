@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ardm.mbr import mbr_select, sentence_bleu
+from ardm.generation.mbr import mbr_select, sentence_bleu
 
 
 def test_bleu_of_identical_and_disjoint_sentences():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from ardm.core.tokenizer import CharTokenizer
 from ardm.errors import ArdmError
-from ardm.metrics import (
+from ardm.evaluation.metrics import (
     bootstrap_ci,
     distinct_n,
     focus_thirds,
@@ -19,8 +20,7 @@ from ardm.metrics import (
     revision_stats,
     unigram_entropy,
 )
-from ardm.plots import pareto_front
-from ardm.tokenizer import CharTokenizer
+from ardm.evaluation.plots import pareto_front
 
 from .toy_models import ToyModel
 

@@ -1,12 +1,12 @@
-"""ardm.model: the transformer denoiser's shapes, attention masks and time conditioning."""
+"""ardm.core.model: the transformer denoiser's shapes, attention masks and time conditioning."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ardm.config import ModelConfig
-from ardm.model import Denoiser, apply_rope, rope_tables, timestep_embedding
+from ardm.core.config import ModelConfig
+from ardm.core.model import Denoiser, apply_rope, rope_tables, timestep_embedding
 
 V = 11
 
@@ -249,8 +249,8 @@ def test_timestep_embedding_distinguishes_levels():
 def test_absolute_positions_break_shift_invariance_only_when_asked():
     """RoPE alone sees offsets: a constant input gives the same output at every position (away from
     nothing but itself). With abs_pos each position gets its own embedding, so outputs differ."""
-    from ardm.config import ModelConfig
-    from ardm.model import Denoiser
+    from ardm.core.config import ModelConfig
+    from ardm.core.model import Denoiser
 
     torch.manual_seed(0)
     kw = dict(vocab_size=5, n_layer=1, n_head=2, d_model=16, max_len=8, time_conditioning="none")

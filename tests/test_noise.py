@@ -1,12 +1,12 @@
-"""ardm.noise: forward corruption matches the closed-form marginals, and loss weights (SPEC §2)."""
+"""ardm.core.noise: forward corruption matches the closed-form marginals, and loss weights (SPEC §2)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ardm.config import NoiseConfig
-from ardm.noise import (
+from ardm.core.config import NoiseConfig
+from ardm.core.noise import (
     MIN_VISIBLE_FRACTION,
     AbsorbingNoise,
     Corruption,

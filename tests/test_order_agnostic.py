@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ardm.config import ModelConfig
-from ardm.likelihood import order_nll
-from ardm.noise import OrderAgnosticNoise
+from ardm.core.config import ModelConfig
+from ardm.core.noise import OrderAgnosticNoise
+from ardm.evaluation.likelihood import order_nll
 
 
 class IIDModel(torch.nn.Module):
@@ -65,10 +65,11 @@ def test_exact_order_nll_equals_the_sum_of_conditionals():
 
 def test_trained_order_agnostic_model_exact_order_nll_is_close_to_the_elbo(tmp_path):
     """On a tiny trained model the exact one-order NLL and the MC bound agree within noise."""
-    from ardm.checkpoint import load
-    from ardm.data import encode, eval_blocks, load_corpus
-    from ardm.likelihood import absorbing_nelbo
-    from ardm.train import train
+    from ardm.core.checkpoint import load
+    from ardm.data.sources import load_corpus
+    from ardm.data.tokens import encode, eval_blocks
+    from ardm.evaluation.likelihood import absorbing_nelbo
+    from ardm.training.loop import train
 
     from .conftest import tiny_config
 
@@ -88,7 +89,7 @@ def test_cli_exact_order_estimator(tmp_path, capsys):
     import json
 
     from ardm.cli import main
-    from ardm.train import train
+    from ardm.training.loop import train
 
     from .conftest import tiny_config
 

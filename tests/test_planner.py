@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ardm.errors import ArdmError
-from ardm.planner import (
+from ardm.generation.planner import (
     equal_boundaries,
     estimate_loss_components,
     load_loss_components,
@@ -128,7 +128,7 @@ class KnownConditionals(torch.nn.Module):
 
     def __init__(self, V, theta):
         super().__init__()
-        from ardm.config import ModelConfig
+        from ardm.core.config import ModelConfig
 
         self.cfg = ModelConfig(vocab_size=V, n_layer=1, n_head=1, d_model=8, max_len=64)
         self.theta = torch.nn.Parameter(theta)
@@ -155,7 +155,7 @@ def test_estimated_components_of_an_iid_model_equal_the_cross_entropy():
 
 def test_cli_plan_prints_one_line_per_budget_and_refuses_bad_budgets(tmp_path, capsys):
     from ardm.cli import main
-    from ardm.train import train
+    from ardm.training.loop import train
 
     from .conftest import tiny_config
 
@@ -175,7 +175,7 @@ def test_cli_plan_prints_one_line_per_budget_and_refuses_bad_budgets(tmp_path, c
 def test_planned_nll_one_step_per_token_is_the_exact_order_nll_and_expectation_matches_plan():
     """With D one-token steps the plan's NLL is the exact NLL of a random order (SPEC §4.2); with
     any plan, its expectation over orders is what the planner's C[K, D] predicts from the l_t."""
-    from ardm.planner import planned_nll
+    from ardm.generation.planner import planned_nll
 
     from .toy_models import contextual
 
@@ -193,7 +193,7 @@ def test_planned_nll_one_step_per_token_is_the_exact_order_nll_and_expectation_m
 
 def test_cli_plan_evaluate_reports_realised_bits(tmp_path, capsys):
     from ardm.cli import main
-    from ardm.train import train
+    from ardm.training.loop import train
 
     from .conftest import tiny_config
 

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
+from ardm.core.schedules import ar_diffusion
 from ardm.errors import ArdmError
-from ardm.gates import (
+from ardm.generation.gate.calibration import calibrate
+from ardm.generation.gate.scoring import (
     SignalStats,
     combine,
     confidence_change,
@@ -19,11 +21,9 @@ from ardm.gates import (
     normalise,
     signals,
 )
-from ardm.generate import generate
-from ardm.samplers import SAMPLERS, make_sampler, parse_options
-from ardm.samplers.base import reveal_probability, top_n_mask
-from ardm.samplers.gate import calibrate
-from ardm.schedules import ar_diffusion
+from ardm.generation.loop import generate
+from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
+from ardm.generation.samplers.base import reveal_probability, top_n_mask
 
 from .toy_models import contextual, graded, positional, switching
 
@@ -148,7 +148,7 @@ def test_planned_equal_steps_reveal_every_mask_once_in_random_order():
 
 
 def test_planned_follows_the_dp_plan_of_its_loss_components(tmp_path):
-    from ardm.planner import plan_budget, save_loss_components
+    from ardm.generation.planner import plan_budget, save_loss_components
 
     losses = [3.0 * 0.6**t for t in range(10)]  # early variables are costly: the plan starts small
     path = tmp_path / "plan.json"
@@ -349,7 +349,7 @@ def test_gate_scorer_hook_and_calibration():
             assert inputs.signals.shape[-1] == 3 and inputs.hidden.shape[-1] == 4
             return torch.full(inputs.signals.shape[:-1], 0.5)
 
-    from ardm.samplers.gate import GateSampler
+    from ardm.generation.gate.sampler import GateSampler
 
     g = generate(contextual(), GateSampler(scorer=Half(), prior=False, mask="threshold", theta=0.4),
                  length=12, steps=4, trace=True)

@@ -1,4 +1,4 @@
-"""ardm.schedules: hyperschedule matrices (SPEC §3) and training level draws."""
+"""ardm.core.schedules: hyperschedule matrices (SPEC §3) and training level draws."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from ardm.config import ScheduleConfig
-from ardm.schedules import (
+from ardm.core.config import ScheduleConfig
+from ardm.core.schedules import (
     TrainingLevels,
     ar_diffusion,
     ar_diffusion_level,

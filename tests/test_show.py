@@ -6,15 +6,15 @@ import io
 
 import torch
 
-from ardm.generate import generate
-from ardm.samplers import make_sampler
-from ardm.show import MASK_GLYPH, animate, frames, render
-from ardm.tokenizer import CharTokenizer
+from ardm.cli.show import MASK_GLYPH, animate, frames, render
+from ardm.core.tokenizer import CharTokenizer
+from ardm.generation.loop import generate
+from ardm.generation.registry import make_sampler
 
 
 def _model():
-    from ardm.config import ModelConfig
-    from ardm.model import Denoiser
+    from ardm.core.config import ModelConfig
+    from ardm.core.model import Denoiser
 
     torch.manual_seed(0)
     return Denoiser(ModelConfig(vocab_size=6, n_layer=1, n_head=2, d_model=16, max_len=12)).eval()
@@ -54,7 +54,7 @@ def test_animate_on_a_non_terminal_prints_one_frame_per_step_with_overwrite_coun
 
 def test_cli_show_replays_every_step_of_the_first_sample(tmp_path, capsys):
     from ardm.cli import main
-    from ardm.train import train
+    from ardm.training.loop import train
 
     from .conftest import tiny_config
 

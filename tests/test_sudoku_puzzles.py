@@ -7,7 +7,7 @@ import random
 import pytest
 
 from ardm.errors import ArdmError
-from ardm.sudoku import (
+from ardm.tasks.sudoku import (
     PEERS,
     UNITS,
     Entry,

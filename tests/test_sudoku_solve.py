@@ -9,15 +9,12 @@ import pytest
 import torch
 
 from ardm.cli import main
-from ardm.config import DataConfig
-from ardm.data import BlockSampler, load_corpus
-from ardm.errors import ArdmError
-from ardm.objectives import DiffusionObjective
-from ardm.recipes import get_recipe
-from ardm.samplers import make_sampler
-from ardm.sudoku.bench import wilson
-from ardm.sudoku.corpus import RECORD_LEN, puzzle_grids, solved_grids, sudoku_corpus, transform
-from ardm.sudoku.puzzles import (
+from ardm.core.config import DataConfig
+from ardm.core.objectives import DiffusionObjective
+from ardm.core.tokenizer import CharTokenizer
+from ardm.data.sources import load_corpus
+from ardm.data.sudoku_corpus import RECORD_LEN, puzzle_grids, solved_grids, sudoku_corpus, transform
+from ardm.data.sudoku_puzzles import (
     conflicts,
     count_solutions,
     is_solved,
@@ -26,9 +23,13 @@ from ardm.sudoku.puzzles import (
     solve,
     write_puzzles,
 )
-from ardm.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
-from ardm.tokenizer import CharTokenizer
-from ardm.train import train
+from ardm.data.tokens import BlockSampler
+from ardm.errors import ArdmError
+from ardm.generation.registry import make_sampler
+from ardm.tasks.sudoku.bench import wilson
+from ardm.tasks.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
+from ardm.training.loop import train
+from ardm.training.recipes import get_recipe
 
 from .toy_models import ToyModel
 
@@ -300,9 +301,9 @@ def test_eval_scores_whole_records(tiny_sudoku, capsys, recipe):
 
 def test_selectivity_counts_add_up_across_batches(tiny_sudoku, pairs):
     """The bench sums per-batch counts: batches of 1 give the same totals and rates as one batch."""
-    from ardm.checkpoint import load
-    from ardm.compare import SamplerSpec
-    from ardm.sudoku.bench import BenchConfig, attempt_all
+    from ardm.core.checkpoint import load
+    from ardm.evaluation.compare import SamplerSpec
+    from ardm.tasks.sudoku.bench import BenchConfig, attempt_all
 
     loaded = load(tiny_sudoku / "sudoku")
     spec = SamplerSpec.parse("gate")
@@ -313,16 +314,16 @@ def test_selectivity_counts_add_up_across_batches(tiny_sudoku, pairs):
 
 
 def test_the_solving_module_does_not_shadow_the_exact_solver():
-    """`ardm.sudoku.solve` is the exact solver; importing the denoiser-solving module (as this file
+    """`ardm.tasks.sudoku.solve` is the exact solver; importing the denoiser-solving module (as this file
     does) must not replace it with a submodule of the same name (it once did, so test order mattered)."""
-    import ardm.sudoku
-    from ardm.sudoku import puzzles
+    import ardm.tasks.sudoku
+    from ardm.data import sudoku_puzzles as puzzles
 
-    assert ardm.sudoku.solve is puzzles.solve
+    assert ardm.tasks.sudoku.solve is puzzles.solve
 
 
 def test_a_puzzle_corpus_with_a_subword_tokenizer_is_refused():
-    from ardm.train import _clean_masks
+    from ardm.training.run import clean_masks as _clean_masks
 
     c = sudoku_corpus("sudoku-puzzles:20", 0.1)
     ids = torch.zeros(len(c.train) // 2, dtype=torch.long)  # fewer tokens than characters, as BPE gives
@@ -336,7 +337,7 @@ def test_a_puzzle_corpus_with_a_subword_tokenizer_is_refused():
 def test_bundled_denoisers_solve_easy_puzzles_in_confidence_order(name):
     from pathlib import Path
 
-    from ardm.checkpoint import load
+    from ardm.core.checkpoint import load
 
     loaded = load(Path(__file__).resolve().parents[1] / "checkpoints" / name)
     puzzles = [p for p, _ in make_puzzles(6, 45, seed=11)]

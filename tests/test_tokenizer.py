@@ -1,4 +1,4 @@
-"""ardm.tokenizer: char and byte-level BPE tokenizers, and their JSON serialisation."""
+"""ardm.core.tokenizer: char and byte-level BPE tokenizers, and their JSON serialisation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from ardm.core.tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_json
 from ardm.errors import ArdmError
-from ardm.tokenizer import BPETokenizer, CharTokenizer, tokenizer_from_json
 
 TEXT = "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind to suffer\n"
 UNICODE = "naïve café — Ελληνικά, 日本語, emoji 😀🚀 and tabs\tand\nnewlines\r\n"

@@ -12,9 +12,9 @@ import time
 import pytest
 import torch
 
-from ardm.checkpoint import read_checkpoint, read_weights
+from ardm.core.checkpoint import read_checkpoint, read_weights
 from ardm.errors import ArdmError
-from ardm.train import lr_at, train
+from ardm.training.loop import lr_at, train
 
 from .conftest import tiny_config
 

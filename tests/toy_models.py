@@ -19,7 +19,7 @@ class ToyModel(nn.Module):
     def __init__(self, fn, vocab: int = 5, max_len: int = 16, attention: str = "bidirectional"):
         super().__init__()
         self.cfg = SimpleNamespace(vocab_size=vocab, max_len=max_len, attention=attention,
-                                   time_conditioning="per_token")
+                                   causal=attention == "causal", time_conditioning="per_token")
         self.fn = fn
         self.anchor = nn.Parameter(torch.zeros(1))  # gives generate() a device
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []

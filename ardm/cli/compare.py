@@ -1,0 +1,96 @@
+"""`ardm compare` and `ardm ablate`: argument parsing only; the work is in ardm.evaluation.compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ardm.errors import ArdmError
+
+DEFAULT_SAMPLERS = "l2r,fixed,remdm,acs,gate,gate-learned"
+
+
+def parse_budgets(text: str) -> list[int]:
+    """'8,16,32' -> [8, 16, 32]; ArdmError for anything else."""
+    try:
+        out = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ArdmError(f"NFE budgets must be comma-separated integers, got {text!r}") from None
+    if not out:
+        raise ArdmError("no NFE budget given")
+    return out
+
+
+def _common(p) -> None:
+    p.add_argument("--checkpoint", required=True,
+                   help="the diffusion denoiser (checkpoint folder or run directory)")
+    p.add_argument("--reference", required=True,
+                   help="causal AR checkpoint that scores the samples (gen-PPL), e.g. from an -ar recipe")
+    p.add_argument("--nfe", default="16,32,64",
+                   help="comma-separated NFE budgets (sampler steps K), e.g. 8,16,32,64")
+    p.add_argument("--num", type=int, default=32,
+                   help="samples per sampler and budget (seeds SEED..SEED+NUM-1)")
+    p.add_argument("--tokens", type=int, default=0,
+                   help="tokens generated per sample (default: the largest budget, where l2r runs)")
+    p.add_argument("--prompt", default="\n", help="text every sample starts from (default: a newline)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--data",
+                   help="held-out text for the data's own entropy and gen-PPL (default: the checkpoint's)")
+    p.add_argument("--entropy-tolerance", type=float, default=0.1,
+                   help="runs whose entropy is this many nats below the data's are flagged and not ranked")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="folder for results.json, summary.md and the plots")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def add_compare_parsers(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="every sampler at every NFE budget on one checkpoint: results, summary, plots",
+        description="Quality vs compute (SPEC §8.3): generative perplexity under a causal reference, "
+                    "always with sample entropy and distinct-n, plus overwrites per step, positional "
+                    "focus and time per revision, for each sampler at each budget. Specs: "
+                    "NAME[:KEY=VALUE...], optionally LABEL=SPEC; `gate` is the linear gate, "
+                    "`gate-learned` the trained gate beside the checkpoint.")
+    _common(p)
+    p.add_argument("--samplers", default=DEFAULT_SAMPLERS,
+                   help=f"comma-separated sampler specs (default: {DEFAULT_SAMPLERS})")
+    from ardm.evaluation.ablations import ABLATIONS
+
+    p = sub.add_parser(
+        "ablate", help="the gate's ablations (SPEC §8.4) through the same protocol as compare",
+        description="Each ablation changes one thing of the default linear gate: " + "; ".join(
+            f"{k}: {v}" for k, v in ABLATIONS.items()))
+    _common(p)
+    p.add_argument("--only", help="comma-separated ablation names (default: all)")
+    p.add_argument("--extra", action="append", default=[], metavar="SPEC",
+                   help="another spec to include, e.g. 'sparse 0.2=gate-learned:path=DIR' (repeatable)")
+
+
+def cmd_compare(args) -> int:
+    from ardm.evaluation.ablations import ablation_specs
+    from ardm.evaluation.compare import CompareConfig, run_compare
+    from ardm.evaluation.report import best_by_budget
+
+    if args.command == "ablate":
+        names = [n.strip() for n in args.only.split(",")] if args.only else None
+        samplers = ablation_specs(names, args.extra)
+    else:
+        samplers = [s for s in args.samplers.split(",") if s.strip()]
+    if not samplers:
+        raise ArdmError("no samplers given")
+    cfg = CompareConfig(checkpoint=args.checkpoint, reference=args.reference, samplers=samplers,
+                        nfe=parse_budgets(args.nfe),
+                        num=args.num, tokens=args.tokens, prompt=args.prompt, seed=args.seed,
+                        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                        batch_size=args.batch_size, data=args.data, entropy_tolerance=args.entropy_tolerance,
+                        device=args.device, kind=args.command)
+    out = Path(args.out)
+    results = run_compare(cfg, out, progress=not args.no_progress)
+    for K, r in best_by_budget(results).items():
+        print(f"NFE {K}: best {r['label']} (gen-PPL {r['gen_ppl']:.2f}, entropy {r['entropy']:.3f})" if r
+              else f"NFE {K}: no eligible run")
+    print(f"report: {out / 'summary.md'}; results: {out / 'results.json'}")
+    return 0

@@ -1,0 +1,97 @@
+"""Training objectives: diffusion (a noise process x a hyperschedule family) and causal AR.
+
+Each objective knows how long its training examples are (`example_len`) and returns the mean
+per-token loss in nats plus a few statistics for the log.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ardm.core.noise import make_noise, token_nll
+from ardm.core.registry import Registry
+from ardm.core.schedules import TrainingLevels
+
+if TYPE_CHECKING:
+    from ardm.core.config import RunConfig
+
+__all__ = ["OBJECTIVES", "CausalObjective", "DiffusionObjective", "make_objective", "token_nll"]
+
+OBJECTIVES: Registry[type] = Registry("train.objective")
+
+
+@OBJECTIVES.register("diffusion")
+class DiffusionObjective:
+    """sum_i w_i(t_i, z) * -log q_theta(x_i | z, t) / (B L), t per token from the schedule family."""
+
+    def __init__(self, cfg: RunConfig):
+        self.noise = make_noise(cfg.noise, cfg.model.vocab_size)
+        self.levels = TrainingLevels(cfg.schedule, cfg.data.seq_len, cfg.noise.t_min)
+        self.example_len = cfg.data.seq_len
+        self.clean_range = (cfg.data.clean_min, cfg.data.clean_max)
+        self.t_min = cfg.noise.t_min
+
+    def clean_positions(self, B: int, L: int, generator: torch.Generator | None,
+                        given: torch.Tensor | None = None) -> torch.Tensor | None:
+        """[B, L] bool: per example U{min..max} random positions kept clean (None when max = 0 and no
+        `given` mask). `given` [B, L] (the data's own clean positions, e.g. a unique puzzle's givens)
+        is always clean; the count is then drawn from U{max(min, g)..max(max, g)}, g its size."""
+        lo, hi = self.clean_range
+        if given is None and hi == 0:
+            return None
+        if given is None:
+            counts = torch.randint(lo, hi + 1, (B, 1), generator=generator)
+            ranks = torch.rand(B, L, generator=generator)
+        else:
+            given = given.cpu()
+            g = given.sum(1, keepdim=True)
+            low, high = g.clamp_min(lo), g.clamp_min(hi)
+            counts = low + (torch.rand(B, 1, generator=generator) * (high - low + 1)).long()
+            ranks = torch.where(given, -1.0, torch.rand(B, L, generator=generator))  # givens rank first
+        return ranks.argsort(1).argsort(1) < counts  # a random order per row
+
+    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
+             given: torch.Tensor | None = None):
+        B, L = x.shape
+        t = self.levels.sample(B, generator).to(x.device)  # [B, L]
+        clean = self.clean_positions(B, L, generator, given)
+        if clean is not None:  # conditioning positions: level 0, never corrupted, no loss
+            clean = clean.to(x.device)
+            t = torch.where(clean, 0.0, t)
+        c = self.noise.corrupt(x, t, generator)
+        if clean is not None:
+            c.z, c.masked, c.replaced = torch.where(clean, x, c.z), c.masked & ~clean, c.replaced & ~clean
+        logits, _ = model(c.z, t)
+        nll = token_nll(logits, x)  # once per step: the loss and the logged statistics share it
+        if clean is None:
+            loss = self.noise.token_loss(logits, x, c, t, nll=nll).sum() / (B * L)
+        else:  # loss weights at a finite level (a level-0 weight may be inf: inf * 0 = NaN gradients)
+            per_token = self.noise.token_loss(logits, x, c, t.clamp_min(self.t_min), nll=nll)
+            loss = torch.where(clean, 0.0, per_token).sum() / (~clean).sum().clamp_min(1)
+        with torch.no_grad():
+            nll = nll.detach()
+            masked = c.masked.float().sum().clamp_min(1)
+            stats = {"masked_frac": float(c.masked.float().mean()),
+                     "masked_nll": float((nll * c.masked).sum() / masked)}
+        return loss, stats
+
+
+@OBJECTIVES.register("causal")
+class CausalObjective:
+    """Next-token cross-entropy of the causal reference model; windows of seq_len + 1 tokens."""
+
+    def __init__(self, cfg: RunConfig):
+        self.example_len = cfg.data.seq_len + 1
+
+    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
+             given: torch.Tensor | None = None):
+        """`given` is ignored: a causal model conditions on everything to its left anyway."""
+        logits, _ = model(x[:, :-1])
+        return token_nll(logits, x[:, 1:]).mean(), {}
+
+
+def make_objective(cfg: RunConfig) -> DiffusionObjective | CausalObjective:
+    """The objective named by cfg.train.objective (OBJECTIVES)."""
+    return OBJECTIVES[cfg.train.objective](cfg)

@@ -1,0 +1,45 @@
+"""The gate ablations of SPEC §8.4, as labelled sampler specs for `ardm ablate` (ardm.evaluation.compare).
+
+Labels avoid "=" and "," (they are `LABEL=SPEC` and comma-separated on the command line). Each
+entry changes one thing of the default linear gate (SPEC §6.8 defaults: b0 = -4, betas 1,
+alpha 1, delta 0.5, noisy-OR, Bernoulli masks). Sparsity-lambda sweeps need gates trained with
+other lambdas: add them as `gate-learned:path=DIR` specs (`ardm ablate --extra`).
+"""
+
+from __future__ import annotations
+
+from ardm.errors import ArdmError
+
+ABLATIONS: dict[str, str] = {
+    "linear (default)": "gate",
+    "no entropy": "gate:b_h=0",
+    "no margin": "gate:b_m=0",
+    "no confidence change": "gate:b_d=0",
+    "entropy only": "gate:b_m=0:b_d=0",
+    "margin only": "gate:b_h=0:b_d=0",
+    "confidence change only": "gate:b_h=0:b_m=0",
+    "u only (no prior)": "gate:prior=false",
+    "prior only (u 0)": "gate:gate=none",
+    "max of u and r": "gate:combine=max",
+    "u times r": "gate:combine=product",
+    "learned (MLP)": "gate-learned",
+    "threshold mask": "gate:mask=threshold",
+    "alpha 0.25": "gate:alpha=0.25",
+    "alpha 4": "gate:alpha=4",
+    "delta 0": "gate:delta=0",
+    "delta 1": "gate:delta=1",
+    "y~ argmax": "gate:y_tilde=argmax",
+    "remask mode": "gate:mode=remask:fill=schedule",
+}
+
+QUICK = ("linear (default)", "no entropy", "no margin", "no confidence change", "u only (no prior)",
+         "prior only (u 0)", "max of u and r", "learned (MLP)", "threshold mask")
+
+
+def ablation_specs(names: list[str] | None = None, extra: list[str] | None = None) -> list[str]:
+    """`LABEL=SPEC` strings for the named ablations (default: all), plus extra specs as given."""
+    names = list(ABLATIONS) if not names else names
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ArdmError(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
+    return [f"{n}={ABLATIONS[n]}" for n in names] + list(extra or [])

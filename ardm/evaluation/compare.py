@@ -1,0 +1,325 @@
+"""`ardm compare` / `ardm ablate`: every sampler at every NFE budget on one denoiser (SPEC §8.3).
+
+Same prompt, same seeds (sample j of every run uses seed + j), same temperature / top-k / top-p for
+every sampler. Quality is the generative perplexity of the samples under a causal reference model
+trained by our `-ar` recipes, always beside the samples' unigram entropy and distinct-n, so that a
+sampler cannot win by repeating itself. Revisions come from each run's trace (ardm.evaluation.metrics).
+
+A sampler spec is `NAME[:KEY=VALUE...]`, optionally labelled `LABEL=SPEC`:
+    fixed   remdm:strategy=loop   gate   gate-learned   no-entropy=gate:b_h=0   gate:temperature=1.2
+(`temperature=` overrides the shared temperature for that run: for entropy-matched comparisons,
+reported as such.)
+`gate` is the linear gate (normalisation statistics from a calibration run at the same budget,
+SPEC §6.8); `gate-learned` the trained gate beside the checkpoint (or `gate-learned:path=DIR`).
+`ar` runs true AR decoding on the reference model itself (the causal baseline at NFE = n).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ardm.core.checkpoint import Loaded, atomic_write_text, git_commit, load
+from ardm.errors import ArdmError
+from ardm.evaluation.metrics import (
+    bootstrap_ci,
+    distinct_n,
+    focus_thirds,
+    generative_nll,
+    perplexity,
+    ppl_ci,
+    revision_stats,
+    unigram_entropy,
+)
+from ardm.generation.gate.calibration import calibrate
+from ardm.generation.gate.store import gate_sampler
+from ardm.generation.loop import generate
+from ardm.generation.registry import SAMPLERS, Sampler, make_sampler, parse_options
+
+ALIASES = {"gate": ("gate", ["gate=linear"]), "gate-linear": ("gate", ["gate=linear"]),
+           "gate-learned": ("gate", ["gate=learned"])}
+RESULTS_FORMAT = "ardm-compare"
+RESULTS_VERSION = 1
+DISTINCT_N = (1, 2, 3)
+CALIBRATION_SEED_OFFSET = 1_000_000  # calibration draws never reuse the evaluation seeds
+
+
+@dataclass
+class SamplerSpec:
+    label: str
+    name: str
+    options: dict[str, Any]  # typed sampler options (parse_options)
+    gate_path: str | None = None  # gate-learned:path=DIR
+    temperature: float | None = None  # NAME:temperature=T overrides the run's temperature (entropy matching)
+
+    @classmethod
+    def parse(cls, text: str) -> SamplerSpec:
+        text = text.strip()
+        head = text.split("=", 1)[0]
+        label, spec = (head, text.split("=", 1)[1]) if "=" in text and ":" not in head else (text, text)
+        name, *pairs = spec.split(":")
+        if name in ALIASES:
+            name, pairs = ALIASES[name][0], ALIASES[name][1] + pairs
+        own = {k: v for k, _, v in (p.partition("=") for p in pairs) if k in ("path", "temperature")}
+        pairs = [p for p in pairs if p.partition("=")[0] not in own]
+        if not label or not name:
+            raise ArdmError(f"sampler spec {text!r} is empty")
+        try:
+            temperature = float(own["temperature"]) if "temperature" in own else None
+        except ValueError:
+            raise ArdmError(f"sampler spec {text!r}: temperature must be a number") from None
+        return cls(label, name, parse_options(name, pairs), own.get("path"), temperature)
+
+    def build(self, checkpoint, device: str = "cpu", stats=None) -> Sampler:
+        """The sampler this spec names. A trained gate (gate-learned) is loaded from beside
+        `checkpoint` (or from path=); `stats` are the calibrated normalisation statistics a
+        `calibrated` linear gate runs with (SPEC §6.8)."""
+        if self.name == "gate" and self.options.get("gate") not in ("linear", "none"):
+            sampler, _ = gate_sampler(checkpoint, dict(self.options), self.gate_path, device)
+        else:
+            sampler = make_sampler(self.name, **self.options)
+        if self.calibrated and stats is not None:
+            sampler.stats = stats
+        return sampler
+
+    @property
+    def calibrated(self) -> bool:
+        """A linear gate without its own statistics file: calibrate at each budget (SPEC §6.8)."""
+        o = self.options
+        return self.name == "gate" and o.get("gate") == "linear" and not o.get("stats_file")
+
+
+@dataclass
+class CompareConfig:
+    checkpoint: str
+    reference: str  # causal AR checkpoint for generative perplexity
+    samplers: list[str]
+    nfe: list[int]
+    num: int = 32
+    tokens: int = 0  # generated tokens per sample (0: the largest budget, so l2r/ar run at it)
+    prompt: str = "\n"
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    batch_size: int = 32
+    data: str | None = None  # held-out text for the data's own entropy / gen-PPL (default: ckpt's)
+    entropy_tolerance: float = 0.1  # nats below the data's entropy that flag a run as "low entropy"
+    calibration_num: int = 32
+    device: str = "cpu"
+    kind: str = "compare"
+
+    def __post_init__(self) -> None:
+        if not self.samplers:
+            raise ArdmError("no samplers given")
+        if not self.nfe or min(self.nfe) < 1:
+            raise ArdmError(f"NFE budgets must be >= 1, got {self.nfe}")
+        for name in ("num", "batch_size", "calibration_num"):
+            if getattr(self, name) < 1:
+                raise ArdmError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.tokens < 0:
+            raise ArdmError(f"tokens must be >= 0, got {self.tokens}")
+        if self.entropy_tolerance < 0:
+            raise ArdmError(f"entropy tolerance must be >= 0, got {self.entropy_tolerance}")
+        self.nfe = sorted(set(self.nfe))
+
+
+@dataclass
+class Models:
+    denoiser: Loaded
+    reference: Loaded
+    prompt: torch.Tensor  # [P] prompt ids (denoiser tokenizer)
+    n: int  # generated tokens per sample
+    gate_stats: dict[int, Any] = field(default_factory=dict)  # K -> calibrated SignalStats
+
+
+def _load_models(cfg: CompareConfig) -> Models:
+    den = load(cfg.checkpoint, device=cfg.device)
+    ref = load(cfg.reference, device=cfg.device)
+    if not ref.model.cfg.causal:
+        raise ArdmError(f"--reference {cfg.reference} is not a causal (AR) model; "
+                        "train one with an `-ar` recipe")
+    if den.model.cfg.causal:
+        raise ArdmError(f"--checkpoint {cfg.checkpoint} is a causal model; compare runs diffusion samplers")
+    prompt = torch.tensor(den.tokenizer.encode(cfg.prompt), dtype=torch.long)
+    n = cfg.tokens or max(cfg.nfe)
+    if len(prompt) + n > den.model.cfg.max_len:
+        raise ArdmError(f"prompt ({len(prompt)}) + {n} generated tokens exceed the denoiser's context "
+                        f"({den.model.cfg.max_len})")
+    return Models(den, ref, prompt, n)
+
+
+def _sampler(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> Sampler:
+    if spec.calibrated and K not in m.gate_stats:  # one calibration per budget, shared by the specs
+        m.gate_stats[K] = calibrate(m.denoiser.model, length=len(m.prompt) + m.n, steps=K,
+                                    num=cfg.calibration_num, batch=cfg.batch_size, prompt=m.prompt,
+                                    seed=cfg.seed + CALIBRATION_SEED_OFFSET)
+    return spec.build(m.denoiser.path, cfg.device, m.gate_stats.get(K))
+
+
+def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
+    """Generate cfg.num samples with one sampler at budget K; per-sample and aggregate metrics."""
+    causal = spec.name == "ar"
+    loaded = m.reference if causal else m.denoiser
+    prompt = torch.tensor(loaded.tokenizer.encode(cfg.prompt), dtype=torch.long)
+    sampler = _sampler(spec, K, m, cfg)
+    sampler.check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
+    length = len(prompt) + m.n
+    samples, traces, wall = [], [], 0.0
+    for first in range(0, cfg.num, cfg.batch_size):
+        batch = min(cfg.batch_size, cfg.num - first)
+        g = generate(loaded.model, sampler, length=length, steps=K, batch=batch, prompt=prompt,
+                     seed=cfg.seed + first, top_k=cfg.top_k, top_p=cfg.top_p,
+                     temperature=cfg.temperature if spec.temperature is None else spec.temperature,
+                     trace=True)
+        wall += g.wall_time_s
+        traces.append({**revision_stats(g.trace), "batch": g.tokens.shape[0]})
+        for b, row in enumerate(g.tokens.tolist()):
+            target = row[len(prompt):]
+            samples.append({"seed": cfg.seed + first + b, "text": loaded.tokenizer.decode(target),
+                            "tokens": target, "nfe": g.nfe_per_sample[b],
+                            "token_forwards": g.token_forwards[b],
+                            "writes": g.writes[b], "overwrites_selected": g.overwrites_selected[b],
+                            "overwrites_effective": g.overwrites_effective[b], "remasks": g.remasks[b]})
+    nll = generative_nll(m.reference.model, m.reference.tokenizer, [s["text"] for s in samples], cfg.prompt,
+                         batch_size=cfg.batch_size, device=cfg.device)
+    for s, (v, t) in zip(samples, nll, strict=True):
+        s["gen_nll"], s["gen_tokens"] = round(v, 4), t
+        s["entropy"] = round(unigram_entropy(s.pop("tokens")), 4)
+    temperature = cfg.temperature if spec.temperature is None else spec.temperature
+    return {"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
+            "temperature": temperature,
+            "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), "samples": samples}
+
+
+def _aggregate(samples: list[dict], traces: list[dict], nll, wall: float, cfg: CompareConfig) -> dict:
+    w = np.array([t["batch"] for t in traces], dtype=np.float64)  # traces are per batch: weight by size
+    ent = [s["entropy"] for s in samples]
+    eff = np.array([s["overwrites_effective"] for s in samples], dtype=np.float64)
+    steps = np.array([s["nfe"] for s in samples], dtype=np.float64)
+    revised = float(np.average([t["fraction_revised"] for t in traces], weights=w))
+    by_pos = np.average(np.array([t["rate_by_position"] for t in traces]), axis=0, weights=w)
+    per_step = _mean_ragged([t["overwrites_per_step"] for t in traces], w)
+    gen_tokens = sum(s["gen_tokens"] for s in samples)
+    heat = np.average(np.array([_pad_rows(t["heatmap"], len(per_step)) for t in traces]), axis=0, weights=w)
+    return {
+        "nfe": float(steps.mean()), "token_forwards": float(np.mean([s["token_forwards"] for s in samples])),
+        "gen_ppl": perplexity(nll), "gen_ppl_ci": list(ppl_ci(nll, seed=cfg.seed)),
+        "entropy": float(np.mean(ent)), "entropy_ci": list(bootstrap_ci(ent, seed=cfg.seed)),
+        **{f"distinct_{k}": distinct_n([s["text"] for s in samples], k) for k in DISTINCT_N},
+        "overwrites_per_sample": float(eff.mean()),
+        "overwrites_per_sample_ci": list(bootstrap_ci(eff, seed=cfg.seed)),
+        "overwrites_per_step": float((eff / steps).mean()),
+        "overwrites_selected_per_sample": float(np.mean([s["overwrites_selected"] for s in samples])),
+        "fraction_revised": revised, "focus_thirds": focus_thirds(by_pos),
+        "rate_by_position": by_pos.tolist(),
+        "overwrites_by_step": per_step, "heatmap": heat.tolist(),
+        "wall_time_s": round(wall, 4), "tokens_per_s": gen_tokens / wall if wall else None,
+        "s_per_revision": wall / float(eff.sum()) if eff.sum() else None,
+    }
+
+
+def _pad_rows(rows: list[list[float]], k: int) -> np.ndarray:
+    a = np.zeros((k, len(rows[0]) if rows else 0))
+    if rows:
+        a[: len(rows)] = rows
+    return a
+
+
+def _mean_ragged(lists: list[list[float]], w: np.ndarray) -> list[float]:
+    """Weighted mean of per-step lists of different lengths (a batch may stop early: zeros after)."""
+    k = max(len(x) for x in lists)
+    a = np.array([x + [0.0] * (k - len(x)) for x in lists])
+    return np.average(a, axis=0, weights=w).tolist()
+
+
+def data_reference(m: Models, cfg: CompareConfig) -> dict | None:
+    """The same statistics on real held-out text: cfg.num windows of n tokens that each start after
+    the prompt text (so they are scored exactly like samples), from the end of the validation split."""
+    from ardm.data.sources import load_corpus_like
+
+    try:
+        corpus = load_corpus_like(m.denoiser.config.data, cfg.data)
+    except ArdmError as e:
+        return {"skipped": str(e)}
+    tok, text = m.denoiser.tokenizer, corpus.val
+    starts, i = [], 0
+    while len(starts) < cfg.num:
+        i = text.find(cfg.prompt, i) if cfg.prompt else i
+        if i < 0:
+            break
+        i += len(cfg.prompt)
+        starts.append(i)
+        i += m.n * 4  # non-overlapping
+    windows = []
+    for s in starts:
+        ids = tok.encode(text[s: s + m.n * 16])[: m.n]
+        if len(ids) == m.n:
+            windows.append(tok.decode(ids))
+    if not windows:
+        return {"skipped": f"no held-out window of {m.n} tokens after {cfg.prompt!r} in {corpus.source}"}
+    nll = generative_nll(m.reference.model, m.reference.tokenizer, windows, cfg.prompt,
+                         batch_size=cfg.batch_size, device=cfg.device)
+    ent = [unigram_entropy(tok.encode(w)) for w in windows]
+    return {"source": corpus.source, "data_sha256": corpus.sha256, "windows": len(windows),
+            "gen_ppl": perplexity(nll), "gen_ppl_ci": list(ppl_ci(nll, seed=cfg.seed)),
+            "entropy": float(np.mean(ent)), "entropy_ci": list(bootstrap_ci(ent, seed=cfg.seed)),
+            **{f"distinct_{k}": distinct_n(windows, k) for k in DISTINCT_N}}
+
+
+def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
+    """Every sampler at every budget; writes results.json, summary.md and plots into `out`."""
+    from ardm.evaluation.report import write_report
+
+    specs = [SamplerSpec.parse(s) for s in cfg.samplers]
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ArdmError(f"sampler labels must be unique, got {labels}")
+    m = _load_models(cfg)
+    for s in specs:  # a missing trained gate or an unusable model fails before any sampling
+        loaded = m.reference if s.name == "ar" else m.denoiser
+        s.build(loaded.path, cfg.device).check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
+    start = time.perf_counter()
+    results: dict[str, Any] = {
+        "format": RESULTS_FORMAT, "format_version": RESULTS_VERSION, "kind": cfg.kind,
+        "config": dataclasses.asdict(cfg), "git_commit": git_commit(),
+        "checkpoint": {"path": str(m.denoiser.path), **_provenance(m.denoiser)},
+        "reference": {"path": str(m.reference.path), **_provenance(m.reference)},
+        "tokens_per_sample": m.n, "prompt_tokens": len(m.prompt),
+        "seeds": [cfg.seed + j for j in range(cfg.num)], "sampling_dtype": "float64 Gumbel-max (SPEC §6.11)",
+        "data": data_reference(m, cfg), "runs": [], "skipped": []}
+    jobs = [(s, K) for K in cfg.nfe for s in specs]
+    for spec, K in tqdm(jobs, desc=cfg.kind, disable=not progress):
+        try:  # l2r / ar need K = n exactly: skipped (and said so) at other budgets
+            SAMPLERS[spec.name]().num_steps(m.n, K)
+        except ArdmError as e:
+            results["skipped"].append({"label": spec.label, "nfe_budget": K, "reason": str(e)})
+            continue
+        results["runs"].append(_run(spec, K, m, cfg))
+    if not results["runs"]:
+        raise ArdmError("no sampler could run at any of the budgets: " +
+                        "; ".join(s["reason"] for s in results["skipped"][:3]))
+    results["wall_time_s"] = round(time.perf_counter() - start, 1)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(results, out)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    return results
+
+
+def _provenance(loaded: Loaded) -> dict:
+    meta = loaded.meta
+    keep = ("recipe", "git_commit", "data_sha256", "data_source", "step", "params")
+    out = {k: meta[k] for k in keep if k in meta}
+    if "validation" in meta:
+        keys = ("estimator", "bits_per_char", "bits_per_char_se")
+        out["validation"] = {k: meta["validation"].get(k) for k in keys}
+    return out

@@ -1,0 +1,1 @@
+"""Layer 6, tasks built on the layers below: Sudoku solving and benchmarks, lossless compression."""

@@ -1,0 +1,245 @@
+"""Lossless compression with an order-agnostic / absorbing denoiser and rANS (SPEC §4.5).
+
+Text is tokenized and cut into blocks of the model's sequence length. Each block is generated in a
+fixed random order (seeded by the block index) in K parallel steps: equal steps, or the budget
+planner's steps (SPEC §4.3) when loss components are given (`ardm compress --plan`). Step k's
+distributions depend only on the variables of earlier steps, so the encoder runs the K passes,
+then pushes each step's symbols in reverse order onto an ANS stack (`constriction`), and the
+decoder pops step by step, running pass k once steps < k are decoded. Encoder and decoder share
+one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-identical
+probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
+the model's NLL is one coder state per file.
+
+File: magic "ARDMZ", the format version (a byte), the first 16 bytes of the denoiser's sha256,
+then LEB128 varints: input bytes, tokens, block length, budget, 32-bit words; the plan (a byte: 0 =
+equal steps, 1 = the step sizes of a full block follow as varints; a shorter last block scales
+those boundaries); then the words. About 30 bytes in all before the words.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ardm.errors import ArdmError
+from ardm.generation.planner import step_boundaries
+
+MAGIC = b"ARDMZ"
+FORMAT_VERSION = 2
+SHA_BYTES = 16  # a 128-bit prefix of the model's sha256: enough to tell checkpoints apart
+
+
+@contextmanager
+def _single_thread():
+    # floating-point reductions may depend on the thread count: pin it so encode == decode
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def scale_boundaries(bounds: list[int], n: int) -> list[int]:
+    """A full block's boundaries (0 .. D) moved to a block of n variables, empty steps dropped."""
+    D = bounds[-1]
+    out = [0]
+    for b in bounds[1:]:
+        v = round(b * n / D)
+        if v > out[-1]:
+            out.append(v)
+    return out
+
+
+def _varints(values: list[int]) -> bytes:
+    out = bytearray()
+    for v in values:
+        while True:
+            out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+            v >>= 7
+            if not v:
+                break
+    return bytes(out)
+
+
+def _read_varint(blob: bytes, at: int, what: str) -> tuple[int, int]:
+    """One LEB128 varint at `at`: (value, offset after it)."""
+    v, shift = 0, 0
+    while True:
+        if at >= len(blob):
+            raise ArdmError(f"compressed file is truncated ({what})")
+        if shift > 63:
+            raise ArdmError(f"compressed file is damaged ({what})")
+        byte = blob[at]
+        at += 1
+        v |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return v, at
+
+
+def _read_plan(blob: bytes, at: int, count_limit: int, total: int) -> tuple[list[int], int]:
+    """Step sizes from `at` until they add up to `total`; (sizes, offset after them)."""
+    sizes: list[int] = []
+    while sum(sizes) < total:
+        v, at = _read_varint(blob, at, "plan")
+        if v == 0 or len(sizes) >= count_limit:
+            raise ArdmError("compressed file is damaged (plan)")
+        sizes.append(v)
+    if sum(sizes) != total:
+        raise ArdmError("compressed file is damaged (plan)")
+    return sizes, at
+
+
+def _order(n: int, block: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(1_000_003 + block))
+
+
+@torch.no_grad()
+def _run_block(model, bounds: list[int], block: int, choose) -> torch.Tensor:
+    """Generate one block of bounds[-1] variables step by step;
+    `choose(k, probs [m, V] float64) -> symbols [m]`."""
+    n = bounds[-1]
+    order = _order(n, block)
+    z = torch.full((1, n), model.cfg.vocab_size, dtype=torch.long)
+    for k in range(len(bounds) - 1):
+        pos = order[bounds[k]:bounds[k + 1]]
+        t = torch.full((1, n), (n - bounds[k]) / n)
+        logits, _ = model(z, t)
+        probs = logits[0, pos].double().softmax(-1).numpy()
+        z[0, pos] = torch.as_tensor(np.asarray(choose(k, probs), dtype=np.int64))
+    return z[0]
+
+
+@dataclass
+class CompressionStats:
+    tokens: int
+    chars: int
+    bytes_in: int
+    bytes_out: int
+    model_nll_bits: float  # sum of -log2 p(symbol) under the plan: the ideal code length
+
+    @property
+    def bits_per_char(self) -> float:
+        return 8 * self.bytes_out / max(self.chars, 1)
+
+    @property
+    def overhead(self) -> float:
+        """Real payload bits over the model's NLL, minus 1 (the header excluded)."""
+        return (8 * self.bytes_out) / max(self.model_nll_bits, 1e-9) - 1
+
+
+def _model_sha(loaded) -> str:
+    from ardm.core.checkpoint import MODEL_FILE, read_checkpoint
+
+    return read_checkpoint(loaded.path, verify=False).files[MODEL_FILE]["sha256"]
+
+
+def _block_bounds(full: list[int], n: int) -> list[int]:
+    return full if n == full[-1] else scale_boundaries(full, n)
+
+
+def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tuple[bytes, CompressionStats]:
+    """Compress UTF-8 bytes with a loaded checkpoint (`ardm.load`). budget 0 = one token per step.
+    loss_components (l_t for the checkpoint's sequence length, `ardm plan --save`): follow the
+    budget planner's steps instead of equal ones."""
+    import constriction
+
+    model, tok = loaded.model, loaded.tokenizer
+    if model.cfg.causal:
+        raise ArdmError("compression needs a diffusion (bidirectional) checkpoint")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArdmError(f"input is not UTF-8 text (byte {e.start}); "
+                        "this tokenizer cannot encode it") from None
+    ids = tok.encode(text) if text else []
+    if tok.decode(ids) != text:
+        raise ArdmError("the tokenizer does not round-trip this input exactly, "
+                        "so it cannot be compressed losslessly")
+    L = loaded.config.data.seq_len
+    budget = min(budget or L, L)
+    if loss_components is not None and len(loss_components) != L:
+        raise ArdmError(f"the plan's loss components cover {len(loss_components)} positions, this "
+                        f"checkpoint's blocks have {L}: measure them with `ardm plan --save` on it")
+    full = step_boundaries(L, budget, loss_components)
+    cat = constriction.stream.model.Categorical(perfect=False)
+    coder = constriction.stream.stack.AnsCoder()  # one stack for the whole file: no per-block overhead
+    nll_bits = 0.0
+    starts = list(range(0, len(ids), L))
+    with _single_thread():
+        for b in reversed(range(len(starts))):  # last block first, so the decoder pops block 0 first
+            x = torch.tensor(ids[starts[b]:starts[b] + L])
+            steps: list[tuple[np.ndarray, np.ndarray]] = []
+            bounds = _block_bounds(full, len(x))
+            order = _order(len(x), b)
+
+            def known(k, probs, x=x, steps=steps, bounds=bounds, order=order):
+                sym = x[order[bounds[k]:bounds[k + 1]]].numpy().astype(np.int32)
+                steps.append((sym, probs))
+                return sym
+
+            _run_block(model, bounds, b, known)
+            for sym, probs in reversed(steps):  # ANS is a stack: last step first
+                coder.encode_reverse(sym, cat, probs)
+                nll_bits += float(-np.log2(probs[np.arange(len(sym)), sym]).sum())
+    words = coder.get_compressed()
+    header = (bytes([FORMAT_VERSION]) + bytes.fromhex(_model_sha(loaded))[:SHA_BYTES]
+              + _varints([len(data), len(ids), L, budget, int(len(words))]))
+    plan = b"\x00" if loss_components is None else b"\x01" + _varints(list(np.diff(full).tolist()))
+    payload = np.asarray(words, dtype="<u4").tobytes()
+    out = MAGIC + header + plan + payload
+    return out, CompressionStats(len(ids), len(text), len(data), len(payload), nll_bits)
+
+
+def decompress(blob: bytes, loaded) -> bytes:
+    import constriction
+
+    if not blob.startswith(MAGIC):
+        raise ArdmError("not an ardm compressed file (bad magic)")
+    at = len(MAGIC) + 1 + SHA_BYTES
+    if len(blob) < at:
+        raise ArdmError("compressed file is truncated (incomplete header)")
+    version, sha = blob[len(MAGIC)], blob[len(MAGIC) + 1:at]
+    if version != FORMAT_VERSION:
+        raise ArdmError(f"compressed file format {version} is not supported (this version reads "
+                        f"{FORMAT_VERSION})")
+    expected = _model_sha(loaded)
+    if sha.hex() != expected[: 2 * SHA_BYTES]:
+        raise ArdmError(f"this file was compressed with another checkpoint (model sha256 "
+                        f"{sha.hex()[:12]}..., this checkpoint {expected[:12]}...)")
+    fields = []
+    for _ in range(5):
+        v, at = _read_varint(blob, at, "incomplete header")
+        fields.append(v)
+    n_bytes, n_tokens, L, budget, n_words = fields
+    if at >= len(blob):
+        raise ArdmError("compressed file is truncated (no plan)")
+    if not 1 <= budget <= L or blob[at] not in (0, 1):
+        raise ArdmError("compressed file is damaged (header)")
+    if blob[at] == 0:
+        full, at = step_boundaries(L, budget), at + 1
+    else:
+        sizes, at = _read_plan(blob, at + 1, budget, L)
+        full = [0, *np.cumsum(sizes).tolist()]
+    body = blob[at:]
+    if len(body) % 4 or len(body) // 4 != n_words:
+        raise ArdmError(f"compressed file is truncated ({len(body) // 4} of {n_words} words)")
+    cat = constriction.stream.model.Categorical(perfect=False)
+    coder = constriction.stream.stack.AnsCoder(np.frombuffer(body, dtype="<u4").astype(np.uint32))
+    ids: list[int] = []
+    with _single_thread():
+        for b in range(math.ceil(n_tokens / L)):
+            n = min(L, n_tokens - b * L)
+            bounds = _block_bounds(full, n)
+            block = _run_block(loaded.model, bounds, b, lambda k, probs: coder.decode(cat, probs))
+            ids += block.tolist()
+    data = loaded.tokenizer.decode(ids).encode("utf-8")
+    if len(data) != n_bytes:
+        raise ArdmError("decompressed size differs from the header: wrong checkpoint or damaged file")
+    return data
+

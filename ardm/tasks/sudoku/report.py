@@ -1,0 +1,81 @@
+"""summary.md and the solve-rate plot of `ardm sudoku bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ardm.core.checkpoint import atomic_write_text
+from ardm.evaluation.plots import nfe_axis, pyplot, save_figure
+
+
+def _revisions(s: dict | None) -> str:
+    """The overwrite and remask columns of one run (older results files have no remask counts)."""
+    if not s:
+        return "| - | - | - | - | - | - |"
+    if s.get("remasks"):
+        rem = f"| {s['remasks']} | {s['remask_precision']:.2f} | {s['remask_share_in_conflict']:.2f} |"
+    else:
+        rem = f"| {s.get('remasks', '-')} | - | - |"
+    base = f" ({s['conflict_base_rate']:.2f})" if "conflict_base_rate" in s else ""
+    return f"| {s['overwrites']} | {s['helpful']} / {s['harmful']} | {s['share_in_conflict']:.2f}{base} {rem}"
+
+
+def bench_table(results: dict) -> list[str]:
+    rows = ["| set | NFE budget | sampler | solve rate [95% CI] | solved | violations / grid "
+            "| mean NFE used | overwrites | helpful / harmful | in conflict (chance) | remasks "
+            "| of wrong digits | in conflict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        lo, hi = r["solve_rate_ci"]
+        rows.append(f"| {r['set']} | {r['nfe_budget']} | {r['label']} | {100 * r['solve_rate']:.1f}% "
+                    f"[{100 * lo:.1f}, {100 * hi:.1f}] | {r['solved']}/{r['puzzles']} "
+                    f"| {r['violations_per_grid']:.2f} | {r['nfe_mean']:.1f} {_revisions(r['selectivity'])}")
+    return rows
+
+
+def plot_solve_rate(results: dict, out_png: Path) -> Path:
+    plt = pyplot()
+    sets = list(dict.fromkeys(r["set"] for r in results["runs"]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], sets, strict=True):
+        labels = list(dict.fromkeys(r["label"] for r in results["runs"]))
+        for label in labels:
+            rs = sorted((r for r in results["runs"] if r["set"] == name and r["label"] == label),
+                        key=lambda r: r["nfe_budget"])
+            if not rs:
+                continue
+            x = [r["nfe_budget"] for r in rs]
+            y = [100 * r["solve_rate"] for r in rs]
+            err = [[100 * (r["solve_rate"] - r["solve_rate_ci"][0]) for r in rs],
+                   [100 * (r["solve_rate_ci"][1] - r["solve_rate"]) for r in rs]]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+        lo, hi = results["difficulty_givens"][name]
+        ax.set(title=f"{name} ({lo}-{hi} givens)", xlabel="NFE budget", ylabel="solve rate, %",
+               ylim=(-3, 103))
+        nfe_axis(ax, results["config"]["nfe"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, out_png)
+
+
+def write_bench_report(results: dict, out: Path) -> None:
+    png = plot_solve_rate(results, out / "solve_rate.png")
+    cfg = results["config"]
+    lines = ["# ardm sudoku bench", "",
+             f"- Denoiser `{results['checkpoint']['path']}` (recipe {results['checkpoint']['recipe']}); "
+             f"AR twin: `{cfg['ar_checkpoint'] or 'none'}`.",
+             f"- {cfg['num']} generated puzzles per set (unique solutions; files `puzzles-*.csv` here), "
+             f"seed {cfg['seed']}; temperature {cfg['temperature']}; one attempt per puzzle; a row stops "
+             "once its grid is valid (mean NFE used counts that).",
+             "- Solved = every cell a digit, no rule broken, givens kept. Intervals: Wilson 95%.",
+             "- Overwrites are changes of a visible digit; helpful = wrong -> right, harmful = right -> "
+             "wrong; in conflict = share of overwritten cells that broke a rule just before (chance: the "
+             "share of all written, non-given digits in conflict over the run's steps). Remasks "
+             "(digit -> MASK, e.g. remdm): the share that removed a wrong digit, and the share in conflict.",
+             f"- git commit {results['git_commit']}; wall time {results['wall_time_s']} s.", "",
+             *bench_table(results), ""]
+    if results["skipped"]:
+        lines += ["Not run: " + "; ".join(f"{s['label']} at NFE {s['nfe_budget']} ({s['set']})"
+                                          for s in results["skipped"][:12]), ""]
+    lines += [f"![solve rate]({png.name})"]
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
