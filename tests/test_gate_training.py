@@ -14,9 +14,10 @@ import torch
 from ardm.cli import main
 from ardm.core.checkpoint import read_checkpoint
 from ardm.errors import ArdmError
+from ardm.generation.gate.objective import aux_loss, step_loss
 from ardm.generation.gate.scoring import GateInputs, LinearGate, MLPGate, SignalStats
 from ardm.generation.gate.store import GATE_JSON, find_gate, load_gate, save_gate
-from ardm.generation.gate.training import GateTrainConfig, SignalStatsEMA, aux_loss, step_loss
+from ardm.generation.gate.training import GateTrainConfig, SignalStatsEMA
 from ardm.training.loop import train
 from tests.conftest import tiny_config
 
@@ -146,9 +147,9 @@ def test_normalisation_statistics_freeze_after_the_warmup_fraction():
 def test_drafts_follow_the_spec_recipe():
     """SPEC §7.2: the decision step comes right after the last rollout step, within 1..K; with
     fill="all" the first rollout step fills every MASK, so the gate decides on a complete draft."""
+    from ardm.generation.gate.objective import make_drafts
     from ardm.generation.gate.sampler import GateSampler
     from ardm.generation.gate.scoring import NoGate
-    from ardm.generation.gate.training import make_drafts
     from tests.toy_models import contextual
 
     model, K = contextual(vocab=5, max_len=12), 8

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ardm.cli.args import int_list
 from ardm.errors import ArdmError
 
 DEFAULT_SAMPLERS = "l2r,fixed,remdm,acs,gate,gate-learned"
-
-
-def parse_budgets(text: str) -> list[int]:
-    """'8,16,32' -> [8, 16, 32]; ArdmError for anything else."""
-    try:
-        out = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ArdmError(f"NFE budgets must be comma-separated integers, got {text!r}") from None
-    if not out:
-        raise ArdmError("no NFE budget given")
-    return out
 
 
 def _common(p) -> None:
@@ -46,7 +36,7 @@ def _common(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def add_compare_parsers(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "compare", help="every sampler at every NFE budget on one checkpoint: results, summary, plots",
         description="Quality vs compute (SPEC §8.3): generative perplexity under a causal reference, "
@@ -69,7 +59,7 @@ def add_compare_parsers(sub) -> None:
                    help="another spec to include, e.g. 'sparse 0.2=gate-learned:path=DIR' (repeatable)")
 
 
-def cmd_compare(args) -> int:
+def run(args) -> int:
     from ardm.evaluation.ablations import ablation_specs
     from ardm.evaluation.compare import CompareConfig, run_compare
     from ardm.evaluation.report import best_by_budget
@@ -82,7 +72,7 @@ def cmd_compare(args) -> int:
     if not samplers:
         raise ArdmError("no samplers given")
     cfg = CompareConfig(checkpoint=args.checkpoint, reference=args.reference, samplers=samplers,
-                        nfe=parse_budgets(args.nfe),
+                        nfe=int_list(args.nfe),
                         num=args.num, tokens=args.tokens, prompt=args.prompt, seed=args.seed,
                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                         batch_size=args.batch_size, data=args.data, entropy_tolerance=args.entropy_tolerance,

@@ -11,7 +11,7 @@ from ardm.errors import ArdmError
 SOLVE_HELP = "solve puzzles from a file with a trained denoiser (or an AR twin with --sampler ar)"
 
 
-def add_sudoku_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("sudoku", help="Sudoku: generate puzzles, solve them with a model, benchmark samplers",
                        description="A verifiable test of revision: puzzles with unique solutions, solved by "
                                    "any sampler through the one generation loop (givens are fixed cells).")
@@ -56,7 +56,7 @@ def _givens(text: str) -> int | tuple[int, int]:
         raise ArdmError(f"--givens must be N or LO-HI, got {text!r}") from None
 
 
-def cmd_sudoku(args) -> int:
+def run(args) -> int:
     from ardm.data.sudoku_puzzles import make_puzzles, write_puzzles
 
     if args.sudoku_command == "generate":
@@ -109,14 +109,14 @@ def _solve(args) -> int:
 
 
 def _bench(args) -> int:
-    from ardm.cli.compare import parse_budgets
+    from ardm.cli.args import int_list
     from ardm.tasks.sudoku.bench import DEFAULT_SAMPLERS, BenchConfig, run_bench
     from ardm.tasks.sudoku.report import bench_table
 
     samplers = args.samplers or DEFAULT_SAMPLERS
     cfg = BenchConfig(checkpoint=args.checkpoint, ar_checkpoint=args.ar,
                       samplers=[s for s in samplers.split(",") if s.strip()],
-                      nfe=parse_budgets(args.nfe),
+                      nfe=int_list(args.nfe),
                       sets=[s.strip() for s in args.sets.split(",") if s.strip()], num=args.num,
                       seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)
     results = run_bench(cfg, Path(args.out), progress=not args.no_progress)

@@ -45,7 +45,8 @@ class Registry(Mapping[str, T], Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise ArdmError(f"unknown {self.what} {name!r}; known {self.plural}: {', '.join(self._entries)}") from None
+            known = ", ".join(self._entries)
+            raise ArdmError(f"unknown {self.what} {name!r}; known {self.plural}: {known}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

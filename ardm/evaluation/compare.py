@@ -185,10 +185,7 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
         for b, row in enumerate(g.tokens.tolist()):
             target = row[len(prompt):]
             samples.append({"seed": cfg.seed + first + b, "text": loaded.tokenizer.decode(target),
-                            "tokens": target, "nfe": g.nfe_per_sample[b],
-                            "token_forwards": g.token_forwards[b],
-                            "writes": g.writes[b], "overwrites_selected": g.overwrites_selected[b],
-                            "overwrites_effective": g.overwrites_effective[b], "remasks": g.remasks[b]})
+                            "tokens": target, **g.row_counts(b)})
     nll = generative_nll(m.reference.model, m.reference.tokenizer, [s["text"] for s in samples], cfg.prompt,
                          batch_size=cfg.batch_size, device=cfg.device)
     for s, (v, t) in zip(samples, nll, strict=True):

@@ -79,17 +79,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
-    """The compare report's figures: quality vs NFE (with entropy), the Pareto frontier, overwrites
-    per step, a steps x positions heatmap of revisions, and time per revision."""
-    plt = pyplot()
-    runs, data = results["runs"], results.get("data") or {}
-    groups = _by_label(runs)
-    paths = []
-
-    def save(fig, name: str) -> None:
-        paths.append(save_figure(fig, out / name))
-
+def _quality_figure(plt, results: dict, groups: dict):
+    """Gen-PPL and entropy against NFE, per sampler, with the held-out data's lines."""
+    data = results.get("data") or {}
     fig, (ax_q, ax_h) = plt.subplots(1, 2, figsize=(12, 4.6))
     for label, rs in groups.items():
         x = [r["nfe"] for r in rs]
@@ -111,8 +103,11 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
         nfe_axis(ax, results["config"]["nfe"])
         ax.grid(alpha=0.3)
     ax_q.legend(fontsize=8)
-    save(fig, "quality_vs_nfe.png")
+    return fig
 
+
+def _pareto_figure(plt, results: dict, groups: dict, flag):
+    """Gen-PPL against NFE with the Pareto frontier of the entropy-matched runs."""
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for i, (label, rs) in enumerate(groups.items()):
         color = f"C{i % 10}"  # hollow markers: runs flagged for low entropy (not on the frontier)
@@ -123,7 +118,7 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
                 ax.scatter(*zip(*pts), edgecolors=color, facecolors="none" if low else color,
                            label=None if shown else label + (" (hollow: low entropy)" if low else ""))
                 shown = True
-    front = pareto_front([(r["nfe"], r["gen_ppl"]) for r in runs if not flag(r)])
+    front = pareto_front([(r["nfe"], r["gen_ppl"]) for r in results["runs"] if not flag(r)])
     if front:
         ax.step(*zip(*front), where="post", color="k", lw=1.2, label="Pareto frontier (entropy-matched runs)")
     ax.set(xscale="log", xlabel="NFE", ylabel="generative perplexity",
@@ -131,10 +126,11 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     nfe_axis(ax, results["config"]["nfe"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save(fig, "pareto.png")
+    return fig
 
-    top = max(r["nfe_budget"] for r in runs)
-    revising = [r for r in runs if r["nfe_budget"] == top and r["overwrites_per_sample"] > 0]
+
+def _overwrites_figure(plt, results: dict, groups: dict, top: int, revising: list):
+    """Overwrites at each step (largest budget) and per step against the budget."""
     fig, (ax_s, ax_k) = plt.subplots(1, 2, figsize=(12, 4.2))
     for r in revising:
         ax_s.plot(range(1, len(r["overwrites_by_step"]) + 1), r["overwrites_by_step"], label=r["label"])
@@ -149,21 +145,26 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    save(fig, "overwrites_per_step.png")
+    return fig
 
-    if revising:
-        cols = min(3, len(revising))
-        rows = -(-len(revising) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
-        for ax, r in zip(axes.flat, revising, strict=False):
-            im = ax.imshow(r["heatmap"], aspect="auto", origin="lower", cmap="magma", interpolation="nearest")
-            ax.set(title=r["label"], xlabel="position in the sequence", ylabel="step k")
-            fig.colorbar(im, ax=ax, label="overwrites per sample")
-        for ax in list(axes.flat)[len(revising):]:
-            ax.axis("off")
-        fig.suptitle(f"where and when tokens are revised (NFE {top})")
-        save(fig, "focus_heatmap.png")
 
+def _heatmap_figure(plt, results: dict, groups: dict, top: int, revising: list):
+    """Steps x positions heatmaps of where revisions fall, one panel per revising run."""
+    cols = min(3, len(revising))
+    rows = -(-len(revising) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    for ax, r in zip(axes.flat, revising, strict=False):
+        im = ax.imshow(r["heatmap"], aspect="auto", origin="lower", cmap="magma", interpolation="nearest")
+        ax.set(title=r["label"], xlabel="position in the sequence", ylabel="step k")
+        fig.colorbar(im, ax=ax, label="overwrites per sample")
+    for ax in list(axes.flat)[len(revising):]:
+        ax.axis("off")
+    fig.suptitle(f"where and when tokens are revised (NFE {top})")
+    return fig
+
+
+def _time_figure(plt, results: dict, groups: dict):
+    """Milliseconds of sampling per effective overwrite against NFE."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, rs in groups.items():
         pts = [(r["nfe"], 1000 * r["s_per_revision"]) for r in rs if r["s_per_revision"]]
@@ -175,8 +176,24 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8)
-    save(fig, "time_per_revision.png")
-    return paths
+    return fig
+
+
+def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
+    """The compare report's figures: quality vs NFE (with entropy), the Pareto frontier, overwrites
+    per step, a steps x positions heatmap of revisions, and time per revision."""
+    plt = pyplot()
+    runs = results["runs"]
+    groups = _by_label(runs)
+    top = max(r["nfe_budget"] for r in runs)
+    revising = [r for r in runs if r["nfe_budget"] == top and r["overwrites_per_sample"] > 0]
+    figures = [(_quality_figure(plt, results, groups), "quality_vs_nfe.png"),
+               (_pareto_figure(plt, results, groups, flag), "pareto.png"),
+               (_overwrites_figure(plt, results, groups, top, revising), "overwrites_per_step.png")]
+    if revising:
+        figures.append((_heatmap_figure(plt, results, groups, top, revising), "focus_heatmap.png"))
+    figures.append((_time_figure(plt, results, groups), "time_per_revision.png"))
+    return [save_figure(fig, out / name) for fig, name in figures]
 
 
 def plot_budget_curve(rows: list[dict], out: Path, title: str = "") -> Path:

@@ -50,6 +50,12 @@ class Generation:
     trace: dict | None = None  # per-step writes/overwrites (JSON-ready), when asked for
     aux: dict[str, Any] = field(default_factory=dict, repr=False)  # the sampler's final state
 
+    def row_counts(self, b: int) -> dict[str, int]:
+        """Sample b's cost and revision counts: the per-sample record of `ardm sample` and compare."""
+        return {"nfe": self.nfe_per_sample[b], "token_forwards": self.token_forwards[b],
+                "writes": self.writes[b], "overwrites_selected": self.overwrites_selected[b],
+                "overwrites_effective": self.overwrites_effective[b], "remasks": self.remasks[b]}
+
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("aux", "tokens")}
         return {"tokens": self.tokens.tolist(), **d}

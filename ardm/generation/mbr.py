@@ -44,3 +44,15 @@ def mbr_select(candidates: Sequence[str]) -> int:
     scores = [sum(sentence_bleu(toks[j], toks[i]) for j in range(len(toks)) if j != i) / (len(toks) - 1)
               for i in range(len(toks))]
     return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def mbr_choose(candidates: list[dict], k: int) -> list[dict]:
+    """Groups of k consecutive candidates -> the MBR choice of each, with the group's total cost."""
+    out = []
+    for i in range(0, len(candidates), k):
+        group = candidates[i:i + k]
+        best = dict(group[mbr_select([c["text"] for c in group])])
+        best["mbr"] = {"k": k, "candidate_seeds": [c["seed"] for c in group], "chosen_seed": best["seed"]}
+        best["nfe"] = sum(c["nfe"] for c in group)  # SPEC §6.10: MBR multiplies NFE by k
+        out.append(best)
+    return out

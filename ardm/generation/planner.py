@@ -196,3 +196,23 @@ def planned_nll(model, windows: torch.Tensor, boundaries: list[int], *, seed: in
         step = ((rank >= s) & (rank < t)).to(device)
         total += (token_nll(logits, x) * step).sum(1).double().cpu()
     return total
+
+
+def plan_rows(model, loss_components, budgets: list[int], *, held: torch.Tensor | None = None,
+              seed: int = 0) -> list[dict]:
+    """One row per budget: the plan's step sizes and predicted bits/token; with `held` windows
+    [W, D], also the realised bits/token of following the plan on them (one random order each)."""
+    plans = [plan_budget(loss_components, k) for k in budgets]
+    rows = [{"budget": p.budget, "predicted_bits_per_token": p.bits_per_token(),
+             "expected_nll_nats": p.expected_nll, "step_sizes": p.step_sizes} for p in plans]
+    if held is None:
+        return rows
+    if len(held) == 0:
+        raise ArdmError("no validation windows left after --windows to evaluate the plans on")
+    D = held.shape[1]
+    for p, r in zip(plans, rows, strict=True):
+        nll = planned_nll(model, held, p.boundaries, seed=seed)
+        r["realised_bits_per_token"] = float(nll.mean()) / D / math.log(2)
+        r["realised_bits_per_token_se"] = float(nll.std() / math.sqrt(len(nll))) / D / math.log(2)
+        r["evaluated_windows"] = len(held)
+    return rows
