@@ -19,8 +19,10 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# ruff on everything; mypy on the core and generation layers (files in pyproject's [tool.mypy])
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ardm tests benchmarks
+	$(VENV)/bin/mypy
 
 demo: $(STAMP)
 	$(VENV)/bin/ardm demo --out runs/demo

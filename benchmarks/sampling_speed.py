@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ardm.core.config import MODEL_PRESETS, ModelConfig
-from ardm.core.model import Denoiser
+from ardm.core.model import TransformerDenoiser
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, make_sampler
 
@@ -33,12 +33,13 @@ def models(checkpoint: str | None, length: int, device: str):
         import ardm
 
         m = ardm.load(checkpoint, device).model
-        causal = Denoiser(ModelConfig(**{**m.cfg.__dict__, "attention": "causal",
+        causal = TransformerDenoiser(ModelConfig(**{**m.cfg.__dict__, "attention": "causal",
                                          "time_conditioning": "none"})).to(device).eval()
         return m, causal
     base = dict(vocab_size=65, max_len=length, **MODEL_PRESETS["small"])
-    return (Denoiser(ModelConfig(**base)).to(device).eval(),
-            Denoiser(ModelConfig(**base, attention="causal", time_conditioning="none")).to(device).eval())
+    return (TransformerDenoiser(ModelConfig(**base)).to(device).eval(),
+            TransformerDenoiser(ModelConfig(**base, attention="causal", time_conditioning="none"))
+            .to(device).eval())
 
 
 def main() -> None:

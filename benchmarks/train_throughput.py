@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ardm.core.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from ardm.core.model import Denoiser
+from ardm.core.model import TransformerDenoiser
 from ardm.core.objectives import make_objective
 
 
@@ -51,7 +51,7 @@ def matmul_peak(device, dtype, seconds: float = 1.0) -> dict:
 def train_rate(preset: str, device, batch: int, seq: int, steps: int, bf16: bool) -> dict:
     mcfg = ModelConfig(vocab_size=65, max_len=seq, **MODEL_PRESETS[preset])
     cfg = RunConfig(model=mcfg, data=DataConfig(seq_len=seq), train=TrainConfig(batch_size=batch))
-    model = Denoiser(mcfg).to(device)
+    model = TransformerDenoiser(mcfg).to(device)
     objective = make_objective(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ardm.core.config import DataConfig, ModelConfig, NoiseConfig, RunConfig, ScheduleConfig
-from ardm.core.model import Denoiser
+from ardm.core.model import TransformerDenoiser
 from ardm.core.objectives import DiffusionObjective
 from ardm.core.tokenizer import CharTokenizer
 from ardm.evaluation.likelihood import LN2, absorbing_nelbo, causal_nll, evaluate_text
@@ -155,7 +155,7 @@ def test_trained_denoiser_elbo_reaches_source_entropy():
         noise=NoiseConfig(kind="absorbing"),
         schedule=ScheduleConfig(family="flat"),
     )
-    model = Denoiser(cfg.model)
+    model = TransformerDenoiser(cfg.model)
     objective = DiffusionObjective(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(seed)

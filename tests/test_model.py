@@ -6,23 +6,23 @@ import pytest
 import torch
 
 from ardm.core.config import ModelConfig
-from ardm.core.model import Denoiser, apply_rope, rope_tables, timestep_embedding
+from ardm.core.model import TransformerDenoiser, apply_rope, rope_tables, timestep_embedding
 
 V = 11
 
 
-def _model(seed: int = 0, **kw) -> Denoiser:
+def _model(seed: int = 0, **kw) -> TransformerDenoiser:
     torch.manual_seed(seed)
     args = {"vocab_size": V, "n_layer": 2, "n_head": 2, "d_model": 32, "max_len": 16}
     args.update(kw)
-    return Denoiser(ModelConfig(**args)).eval()
+    return TransformerDenoiser(ModelConfig(**args)).eval()
 
 
 def _tokens(B: int = 3, L: int = 12, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(seed))
 
 
-def _perturb_time_mlp(m: Denoiser) -> None:
+def _perturb_time_mlp(m: TransformerDenoiser) -> None:
     with torch.no_grad():
         m.time_mlp[-1].weight.normal_(0, 0.5)
         m.time_mlp[-1].bias.normal_(0, 0.5)
@@ -199,7 +199,7 @@ def test_num_params():
 def test_vocab_size_must_be_set():
     """Building a model with vocab_size 0 (not yet set from a tokenizer) is an error."""
     with pytest.raises(ValueError, match="vocab_size"):
-        Denoiser(ModelConfig(d_model=32, n_head=2, n_layer=1))
+        TransformerDenoiser(ModelConfig(d_model=32, n_head=2, n_layer=1))
 
 
 def test_input_embeds_replace_lookup():
@@ -250,15 +250,15 @@ def test_absolute_positions_break_shift_invariance_only_when_asked():
     """RoPE alone sees offsets: a constant input gives the same output at every position (away from
     nothing but itself). With abs_pos each position gets its own embedding, so outputs differ."""
     from ardm.core.config import ModelConfig
-    from ardm.core.model import Denoiser
+    from ardm.core.model import TransformerDenoiser
 
     torch.manual_seed(0)
     kw = dict(vocab_size=5, n_layer=1, n_head=2, d_model=16, max_len=8, time_conditioning="none")
     x = torch.full((1, 8), 2)
-    plain = Denoiser(ModelConfig(**kw))
+    plain = TransformerDenoiser(ModelConfig(**kw))
     logits, _ = plain(x)
     assert torch.allclose(logits[0, 0], logits[0, 5], atol=1e-5)
-    with_pos = Denoiser(ModelConfig(**kw, abs_pos=True))
+    with_pos = TransformerDenoiser(ModelConfig(**kw, abs_pos=True))
     logits, _ = with_pos(x)
     assert not torch.allclose(logits[0, 0], logits[0, 5], atol=1e-5)
     assert with_pos.num_params() == plain.num_params()  # the position table counts as embedding

@@ -14,10 +14,10 @@ from ardm.generation.registry import make_sampler
 
 def _model():
     from ardm.core.config import ModelConfig
-    from ardm.core.model import Denoiser
+    from ardm.core.model import TransformerDenoiser
 
     torch.manual_seed(0)
-    return Denoiser(ModelConfig(vocab_size=6, n_layer=1, n_head=2, d_model=16, max_len=12)).eval()
+    return TransformerDenoiser(ModelConfig(vocab_size=6, n_layer=1, n_head=2, d_model=16, max_len=12)).eval()
 
 
 def test_replayed_frames_end_in_the_generated_tokens_for_revising_samplers():

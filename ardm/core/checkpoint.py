@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ardm.core.config import RunConfig
-from ardm.core.model import Denoiser
+from ardm.core.model import TransformerDenoiser
 from ardm.core.tokenizer import Tokenizer, tokenizer_from_json
 from ardm.errors import ArdmError
 from ardm.version import __version__
@@ -214,9 +214,9 @@ def read_weights(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in weights.items()}
 
 
-def load_model(ckpt: Checkpoint, device: str = "cpu") -> Denoiser:
+def load_model(ckpt: Checkpoint, device: str = "cpu") -> TransformerDenoiser:
     weights = read_weights(ckpt)
-    model = Denoiser(ckpt.config.model)
+    model = TransformerDenoiser(ckpt.config.model)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
@@ -227,7 +227,7 @@ def load_model(ckpt: Checkpoint, device: str = "cpu") -> Denoiser:
 
 @dataclass
 class Loaded:
-    model: Denoiser
+    model: TransformerDenoiser
     tokenizer: Tokenizer
     config: RunConfig
     meta: dict[str, Any]

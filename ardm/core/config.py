@@ -226,7 +226,7 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     kwargs = {}
     for key, value in d.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(value, hint, f"{prefix}{key}")

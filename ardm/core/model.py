@@ -84,7 +84,12 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
-class Denoiser(nn.Module):
+class TransformerDenoiser(nn.Module):
+    """The pre-norm RoPE transformer of SPEC §1; implements the `ardm.core.denoiser.Denoiser` protocol."""
+
+    rope_cos: torch.Tensor  # [max_len, head_dim / 2] buffers
+    rope_sin: torch.Tensor
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.vocab_size < 1:
@@ -107,8 +112,10 @@ class Denoiser(nn.Module):
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
         if cfg.time_conditioning == "per_token":
-            nn.init.zeros_(self.time_mlp[-1].weight)  # start time-agnostic, learn to use t
-            nn.init.zeros_(self.time_mlp[-1].bias)
+            out = self.time_mlp[-1]
+            assert isinstance(out, nn.Linear)
+            nn.init.zeros_(out.weight)  # start time-agnostic, learn to use t
+            nn.init.zeros_(out.bias)
 
     @staticmethod
     def _init(m: nn.Module) -> None:

@@ -62,7 +62,9 @@ def solved_grids(num: int, seed: int) -> np.ndarray:
     py_rng = random.Random(seed)
     bases = np.array([random_solution(py_rng) for _ in range(min(num, BASE_GRIDS))]).reshape(-1, 9, 9)
     rng = np.random.default_rng(seed)
-    return transform(bases[np.arange(num) % len(bases)], rng).reshape(num, 81)
+    grids = transform(bases[np.arange(num) % len(bases)], rng)
+    assert isinstance(grids, np.ndarray)
+    return grids.reshape(num, 81)
 
 
 def puzzle_grids(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ardm.core.denoiser import Denoiser
 from ardm.core.objectives import token_nll
 from ardm.data.tokens import encode, eval_blocks
 from ardm.errors import ArdmError
@@ -40,7 +41,7 @@ class LikelihoodReport:
 
 
 @torch.no_grad()
-def absorbing_nelbo(model, x: torch.Tensor, draws: int, generator: torch.Generator) -> torch.Tensor:
+def absorbing_nelbo(model: Denoiser, x: torch.Tensor, draws: int, generator: torch.Generator) -> torch.Tensor:
     """Per-sequence NELBO in nats for each draw: [B, draws]. x [B, L] clean tokens.
 
     L(x) = E_t E_z [ (1/t) sum_{i: z_i = MASK} -log q(x_i | z) ], t stratified across the draws.
@@ -59,7 +60,7 @@ def absorbing_nelbo(model, x: torch.Tensor, draws: int, generator: torch.Generat
 
 
 @torch.no_grad()
-def order_nll(model, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+def order_nll(model: Denoiser, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """Exact -log p(x | order) of a fixed generation order (SPEC §4.2(i)): D passes, one per
     variable, each scoring order[k] given the variables order[:k]. x [B, D], order [D] -> [B] nats."""
     B, D = x.shape
@@ -75,7 +76,7 @@ def order_nll(model, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def causal_nll(model, windows: torch.Tensor) -> torch.Tensor:
+def causal_nll(model: Denoiser, windows: torch.Tensor) -> torch.Tensor:
     """Exact NLL (nats) of windows[:, 1:] given the previous tokens. [W, L + 1] -> [W]"""
     logits, _ = model(windows[:, :-1])
     return token_nll(logits, windows[:, 1:]).sum(1).cpu()
@@ -92,9 +93,9 @@ def _describe(causal: bool, estimator: str, draws: int) -> str:
     return f"MDLM absorbing NELBO, {draws} stratified t draws"
 
 
-def evaluate_text(model, tokenizer, text: str, seq_len: int, *, draws: int = 8, batch_size: int = 32,
-                  seed: int = 0, device: str = "cpu", progress: bool = False, estimator: str = "nelbo",
-                  max_windows: int = 0, record_len: int = 0) -> LikelihoodReport:
+def evaluate_text(model: Denoiser, tokenizer, text: str, seq_len: int, *, draws: int = 8,
+                  batch_size: int = 32, seed: int = 0, device: str = "cpu", progress: bool = False,
+                  estimator: str = "nelbo", max_windows: int = 0, record_len: int = 0) -> LikelihoodReport:
     """Likelihood of `text` in non-overlapping windows of seq_len tokens (see ardm/data.py).
 
     Diffusion models: estimator "nelbo" (Monte-Carlo bound, `draws` per window) or "exact_order"

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from ardm.core.denoiser import Denoiser
 from ardm.core.noise import token_nll
 from ardm.errors import ArdmError
 
@@ -41,7 +42,7 @@ def distinct_n(samples: Sequence[Sequence[int]], n: int) -> float:
 
 
 @torch.no_grad()
-def generative_nll(model, tokenizer, texts: Sequence[str], context: str, *, batch_size: int = 32,
+def generative_nll(model: Denoiser, tokenizer, texts: Sequence[str], context: str, *, batch_size: int = 32,
                    device: str = "cpu") -> list[tuple[float, int]]:
     """(NLL in nats, token count) of each text given `context` under a causal model (SPEC §8.2).
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
 from ardm.generation.samplers.base import Sampler, StepState, TokenSampling, WriteSet
 
@@ -102,7 +103,7 @@ def _given(given: torch.Tensor | None, batch: int, length: int, prompt_len: int,
     return g
 
 
-def _start(model, batch: int, length: int, prompt: torch.Tensor | None, eos_id: int | None, device):
+def _start(model: Denoiser, batch: int, length: int, prompt: torch.Tensor | None, eos_id: int | None, device):
     cfg = model.cfg
     if batch < 1:
         raise ArdmError(f"batch must be >= 1, got {batch}")
@@ -153,7 +154,7 @@ def _apply(s: StepState, w: WriteSet, counts: torch.Tensor, record: bool) -> tup
 
 
 @torch.no_grad()
-def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1,
+def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batch: int = 1,
              prompt: torch.Tensor | None = None, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
              given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -212,10 +213,10 @@ def generate(model, sampler: Sampler, *, length: int, steps: int, batch: int = 1
         nfe += 1
         counts[0] += rows.cpu()
         s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), counts, trace)
-        records += [{**rec, "final_fill": True}] if trace else []
+        records += [{**(rec or {}), "final_fill": True}] if trace else []
     first = _first_eos(s.x, P, eos_id)
     pad = eos_id if pad_id is None else pad_id
-    tokens = s.x if eos_id is None else torch.where(positions[None] > first[:, None], pad, s.x)
+    tokens = s.x if pad is None else torch.where(positions[None] > first[:, None], pad, s.x)
     c = {name: counts[j].tolist() for j, name in enumerate(COUNTERS)}
     tr = None
     if trace:

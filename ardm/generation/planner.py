@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ardm.core.denoiser import Denoiser
 from ardm.core.noise import token_nll
 from ardm.errors import ArdmError
 
@@ -142,8 +143,8 @@ def load_loss_components(path: str | Path) -> np.ndarray:
 
 
 @torch.no_grad()
-def estimate_loss_components(model, windows: torch.Tensor, *, repeats: int = 1, batch_size: int = 64,
-                             seed: int = 0) -> np.ndarray:
+def estimate_loss_components(model: Denoiser, windows: torch.Tensor, *, repeats: int = 1,
+                             batch_size: int = 64, seed: int = 0) -> np.ndarray:
     """l_t = E[-1/(D - t) sum_{k not known} log p(x_k | x_known)] with t known variables in a random
     order, for t = 0..D-1 (SPEC §4.3), averaged over `windows` [W, D] and `repeats` random orders.
 
@@ -174,7 +175,8 @@ def estimate_loss_components(model, windows: torch.Tensor, *, repeats: int = 1, 
 
 
 @torch.no_grad()
-def planned_nll(model, windows: torch.Tensor, boundaries: list[int], *, seed: int = 0) -> torch.Tensor:
+def planned_nll(model: Denoiser, windows: torch.Tensor, boundaries: list[int], *,
+                seed: int = 0) -> torch.Tensor:
     """Exact NLL (nats) of each window [W, D] under the K-step parallel policy `boundaries`
     (t_0 = 0 < ... < t_K = D known variables): a random order per window; step k predicts the
     variables order[t_{k-1}:t_k] all from the same context (the earlier steps), as generation
@@ -198,7 +200,7 @@ def planned_nll(model, windows: torch.Tensor, boundaries: list[int], *, seed: in
     return total
 
 
-def plan_rows(model, loss_components, budgets: list[int], *, held: torch.Tensor | None = None,
+def plan_rows(model: Denoiser, loss_components, budgets: list[int], *, held: torch.Tensor | None = None,
               seed: int = 0) -> list[dict]:
     """One row per budget: the plan's step sizes and predicted bits/token; with `held` windows
     [W, D], also the realised bits/token of following the plan on them (one random order each)."""

@@ -54,7 +54,8 @@ def parse_options(name: str, pairs: list[str]) -> dict[str, Any]:
                     raise ValueError(raw)
                 out[key] = raw.lower() in ("true", "1")
             else:
-                out[key] = type(default)(raw)
+                convert: Any = type(default)
+                out[key] = convert(raw)
         except ValueError:
             raise ArdmError(f"sampler option {key}: {raw!r} is not a valid "
                             f"{type(default).__name__}") from None

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
 from ardm.generation.planner import step_boundaries
 
@@ -100,7 +101,7 @@ def _order(n: int, block: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _run_block(model, bounds: list[int], block: int, choose) -> torch.Tensor:
+def _run_block(model: Denoiser, bounds: list[int], block: int, choose) -> torch.Tensor:
     """Generate one block of bounds[-1] variables step by step;
     `choose(k, probs [m, V] float64) -> symbols [m]`."""
     n = bounds[-1]

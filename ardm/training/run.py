@@ -27,7 +27,7 @@ from ardm.core.checkpoint import (
     save_run_checkpoint,
 )
 from ardm.core.config import RunConfig, config_diff
-from ardm.core.model import Denoiser
+from ardm.core.model import TransformerDenoiser
 from ardm.core.objectives import make_objective
 from ardm.core.tokenizer import Tokenizer, tokenizer_from_json
 from ardm.data.corpus import Corpus
@@ -57,8 +57,8 @@ class Run:
     val_ids: torch.Tensor
     val_clean: torch.Tensor | None
     noise_gen: torch.Generator
-    model: Denoiser
-    ema: Denoiser | None
+    model: TransformerDenoiser
+    ema: TransformerDenoiser | None
     opt: torch.optim.Optimizer
     step: int = 0
     tokens_seen: int = 0
@@ -67,7 +67,7 @@ class Run:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def eval_model(self) -> Denoiser:
+    def eval_model(self) -> TransformerDenoiser:
         """The weights that are validated and saved: the EMA when there is one."""
         return self.ema or self.model
 
@@ -143,7 +143,7 @@ def _tokenizer(cfg: RunConfig, corpus: Corpus, tok_json: str | None, ddp: Distri
     return tokenizer
 
 
-def _optimizer(model: Denoiser, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: TransformerDenoiser, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices only (embeddings included), none on gains and biases."""
     tc = cfg.train
     decay: list[torch.nn.Parameter] = []
@@ -170,7 +170,7 @@ def setup(cfg: RunConfig, out: Path, device: torch.device, ddp: Distributed, tok
                         f"{objective.example_len}; use a longer corpus or a larger data.val_fraction")
     noise_gen = torch.Generator().manual_seed(tc.seed * 7919 + 17 + ddp.rank)
     torch.manual_seed(tc.seed + ddp.rank)
-    model = Denoiser(cfg.model).to(device)
+    model = TransformerDenoiser(cfg.model).to(device)
     ema = copy.deepcopy(model).eval() if tc.ema_decay > 0 else None
     return Run(cfg=cfg, out=out, device=device, ddp=ddp, corpus=corpus, tokenizer=tokenizer,
                objective=objective, sampler=sampler, val_ids=val_ids, val_clean=val_clean,

@@ -11,13 +11,14 @@ import math
 
 import torch
 
+from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
 from ardm.generation.gate.sampler import GateSampler
 from ardm.generation.gate.scoring import SignalStats
 from ardm.generation.loop import generate
 
 
-def calibrate(model, *, length: int, steps: int, num: int = 256, batch: int = 32, seed: int = 0,
+def calibrate(model: Denoiser, *, length: int, steps: int, num: int = 256, batch: int = 32, seed: int = 0,
               prompt: torch.Tensor | None = None, given: torch.Tensor | None = None,
               **options) -> SignalStats:
     """Normalisation statistics from a calibration run (SPEC §6.8): `num` sequences of the gate

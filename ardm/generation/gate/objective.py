@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ardm.core.denoiser import Denoiser
 from ardm.generation.gate.sampler import GateOptions, GateSampler
 from ardm.generation.gate.scoring import (
     GateInputs,
@@ -54,7 +55,7 @@ def _levels(k: torch.Tensor, K: int, L: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def make_drafts(model, x_star: torch.Tensor, sampler: GateSampler, K: int, J: int, t_min: float,
+def make_drafts(model: Denoiser, x_star: torch.Tensor, sampler: GateSampler, K: int, J: int, t_min: float,
                 gen: torch.Generator) -> Draft:
     """Teacher-anchored drafts (SPEC §7.2). Row b: t_b ~ U[t_min, 1]; x* masked at rate t_b;
     j_b ~ U{1..J} gate-sampler steps k_b - j_b .. k_b - 1 (clipped to >= 1) from that state, then the
@@ -162,6 +163,7 @@ def gate_losses(scorer, stats: SignalStats, draft: Draft, K: int, mask_id: int, 
     if tau is None or cfg.mask == "expected":
         m = p
     else:
+        assert gen is not None, "a relaxed mask needs a generator"
         m = relaxed_mask(p, tau, gen, cfg.mask == "straight_through")
     both = eligible & (draft.before.x != mask_id)  # Reading: L_TV where the gate decided at k-1 and k
     terms = {"aux": aux_loss(p, y, eligible), "step": step_loss(p, q_star, x == x_star, eligible),

@@ -105,6 +105,7 @@ class GateSampler(Sampler):
 
     def step(self, s: StepState) -> WriteSet:
         o = self.options
+        assert s.logits is not None and s.hidden is not None
         raw = signals(s.logits, s.prev_logits, s.x, s.mask_id, o.y_tilde)  # [B, L, 3]
         r = self.prior(s)
         u = self.scorer(GateInputs(normalise(raw, self.stats), s.hidden, s.position.float() / s.n,

@@ -72,8 +72,8 @@ class SignalStats:
     """Frozen normalisation statistics of (H, M, Dl): from gate training or a calibration run
     (SPEC §6.8); mean 0, var 1 (no normalisation) when none are given."""
 
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    var: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)  # one per signal (SIGNALS)
+    var: tuple[float, ...] = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.var) != 3:
@@ -205,9 +205,10 @@ class MLPGate(nn.Module):
                             f"got {d_model}, {hidden}, {init_u}")
         self.d_model, self.hidden = d_model, hidden
         self.norm = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model + 6, hidden), nn.GELU(), nn.Linear(hidden, 1))
-        nn.init.normal_(self.mlp[-1].weight, std=0.01)
-        nn.init.constant_(self.mlp[-1].bias, math.log(init_u / (1 - init_u)))
+        out = nn.Linear(hidden, 1)
+        self.mlp = nn.Sequential(nn.Linear(d_model + 6, hidden), nn.GELU(), out)
+        nn.init.normal_(out.weight, std=0.01)
+        nn.init.constant_(out.bias, math.log(init_u / (1 - init_u)))
 
     def hyperparameters(self) -> dict:
         return {"d_model": self.d_model, "hidden": self.hidden}
@@ -225,7 +226,7 @@ class MLPGate(nn.Module):
 SCORERS = {"linear": LinearGate, "mlp": MLPGate}
 
 
-def make_scorer(kind: str, d_model: int, **hyperparameters) -> nn.Module:
+def make_scorer(kind: str, d_model: int, **hyperparameters) -> LinearGate | MLPGate:
     """A fresh trainable scorer: "linear" (SPEC §6.8 init) or "mlp" (for a denoiser of width d_model)."""
     if kind == "linear":
         return LinearGate(**hyperparameters)

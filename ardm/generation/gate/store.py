@@ -35,7 +35,7 @@ from ardm.core.checkpoint import (
     read_checkpoint,
 )
 from ardm.errors import ArdmError
-from ardm.generation.gate.scoring import SignalStats, make_scorer
+from ardm.generation.gate.scoring import LinearGate, MLPGate, SignalStats, make_scorer
 from ardm.version import __version__
 
 GATE_DIR, GATE_WEIGHTS, GATE_JSON = "gate", "gate.safetensors", "gate.json"
@@ -62,7 +62,7 @@ def model_sha256(ckpt: Checkpoint) -> str:
     return ckpt.files[MODEL_FILE]["sha256"]
 
 
-def write_gate_files(folder: Path, scorer: nn.Module, stats: SignalStats, options: dict[str, Any],
+def write_gate_files(folder: Path, scorer: LinearGate | MLPGate, stats: SignalStats, options: dict[str, Any],
                      ckpt: Checkpoint, training: dict[str, Any] | None = None,
                      metrics: dict[str, Any] | None = None) -> None:
     """Write gate.safetensors and gate.json into `folder` (an `atomic_folder` under construction)."""
@@ -78,8 +78,8 @@ def write_gate_files(folder: Path, scorer: nn.Module, stats: SignalStats, option
     (folder / GATE_JSON).write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
 
-def save_gate(folder: str | os.PathLike, scorer: nn.Module, stats: SignalStats, options: dict[str, Any],
-              ckpt: Checkpoint, training: dict[str, Any] | None = None,
+def save_gate(folder: str | os.PathLike, scorer: LinearGate | MLPGate, stats: SignalStats,
+              options: dict[str, Any], ckpt: Checkpoint, training: dict[str, Any] | None = None,
               metrics: dict[str, Any] | None = None) -> Path:
     """Write a gate folder atomically (replacing an existing one)."""
     with atomic_folder(folder) as tmp:

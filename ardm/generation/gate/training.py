@@ -145,7 +145,7 @@ class SignalStatsEMA:
         if not len(v):
             return True
         mean, var = v.mean(0).cpu(), v.var(0, unbiased=False).cpu()
-        if self.mean is None:
+        if self.mean is None or self.var is None:
             self.mean, self.var = mean, var
         else:
             self.mean = (1 - self.momentum) * self.mean + self.momentum * mean
@@ -153,7 +153,7 @@ class SignalStatsEMA:
         return True
 
     def stats(self) -> SignalStats:
-        if self.mean is None:
+        if self.mean is None or self.var is None:
             return SignalStats()
         return SignalStats(tuple(self.mean.tolist()), tuple(self.var.tolist()))
 

@@ -99,12 +99,14 @@ class StepState:
         """New token ids from `logits` (default: this step's) with the run's temperature/top-k/top-p,
         row by row with each row's generator. [B, L]"""
         logits = self.logits if logits is None else logits
+        assert logits is not None, "logits exist only inside step()"
         o = self.sampling
         return torch.stack([sample_tokens(logits[b], g, o.temperature, o.top_k, o.top_p)
                             for b, g in enumerate(self.generators)])
 
     def probs(self) -> torch.Tensor:
         """q = softmax(Z) in float64 (the MASK logit is already excluded by the model). [B, L, V]"""
+        assert self.logits is not None, "logits exist only inside step()"
         return self.logits.double().softmax(-1)
 
 
@@ -201,4 +203,5 @@ def top_n_mask(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 
 def sample_from(s: StepState, argmax: bool) -> torch.Tensor:
     """Candidate ids: argmax of this step's logits, or a draw with the run's sampling options."""
+    assert s.logits is not None, "logits exist only inside step()"
     return s.logits.argmax(-1) if argmax else s.sample()

@@ -51,6 +51,7 @@ class L2RSampler(_OnePerStep):
     def step(self, s: StepState) -> WriteSet:
         pos = self.next_position(s)
         B, L = s.x.shape
+        assert s.logits is not None
         logits = s.logits[torch.arange(B), pos.clamp(max=L - 1)]  # [B, V]: q at the written position
         return self.write_one(s, pos, self._draw(s, logits))
 
@@ -72,5 +73,6 @@ class ARSampler(L2RSampler):
     def step(self, s: StepState) -> WriteSet:
         pos = self.next_position(s)
         B, L = s.x.shape
+        assert s.logits is not None
         logits = s.logits[torch.arange(B), (pos - 1).clamp(0, L - 1)]
         return self.write_one(s, pos, self._draw(s, logits))
