@@ -141,3 +141,28 @@ def test_module_and_function_sizes(path: Path):
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
             and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
     assert not long, f"{path.name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+CROSS_CUTTING = {"test_layout.py", "test_docs.py"}  # tests of the tree itself, at tests/
+
+
+def test_tests_mirror_the_modules_they_test():
+    """tests/<package path>/test_<module>[_<aspect>].py for ardm/<package path>/<module>.py (or a
+    subpackage, or the package itself), so a module's tests are found where the module is."""
+    bad = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        rel = path.relative_to(ROOT / "tests")
+        if len(rel.parts) == 1:
+            if rel.name not in CROSS_CUTTING:
+                bad.append(f"{rel}: only cross-cutting tests sit at tests/; move it beside its layer")
+            continue
+        package = PACKAGE.joinpath(*rel.parts[:-1])
+        if not (package / "__init__.py").exists():
+            bad.append(f"{rel}: ardm/{'/'.join(rel.parts[:-1])} is not a package")
+            continue
+        names = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if p.is_dir()}
+        names.add(package.name)
+        subject = rel.stem.removeprefix("test_")
+        if not any(subject == n or subject.startswith(n + "_") for n in names - {"__init__", "__pycache__"}):
+            bad.append(f"{rel}: names no module of ardm/{'/'.join(rel.parts[:-1])}")
+    assert not bad, "\n".join(bad)

@@ -48,6 +48,9 @@ class Registry(Mapping[str, T], Generic[T]):
             known = ", ".join(self._entries)
             raise ArdmError(f"unknown {self.what} {name!r}; known {self.plural}: {known}") from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 

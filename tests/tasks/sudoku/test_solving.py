@@ -339,7 +339,7 @@ def test_bundled_denoisers_solve_easy_puzzles_in_confidence_order(name):
 
     from ardm.core.checkpoint import load
 
-    loaded = load(Path(__file__).resolve().parents[1] / "checkpoints" / name)
+    loaded = load(Path(__file__).resolve().parents[3] / "checkpoints" / name)
     puzzles = [p for p, _ in make_puzzles(6, 45, seed=11)]
     sampler = make_sampler("llada")
     attempts, _ = solve_batch(loaded.model, loaded.tokenizer, sampler, puzzles, 81, temperature=0.0)

@@ -117,7 +117,7 @@ def test_bundled_order_agnostic_checkpoint_compresses_shakespeare(tmp_path):
 
     from ardm.generation.planner import monotone_components
 
-    bundled = ardm.load(Path(__file__).resolve().parents[1] / "checkpoints" / "shakespeare-char-oa")
+    bundled = ardm.load(Path(__file__).resolve().parents[2] / "checkpoints" / "shakespeare-char-oa")
     assert bundled.config.noise.kind == "order_agnostic"
     data = b"KING RICHARD:\nNow is the winter of our discontent\nMade glorious summer by this sun.\n"
     blob, stats = compress(data, bundled, 8)
