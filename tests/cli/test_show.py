@@ -55,8 +55,7 @@ def test_animate_on_a_non_terminal_prints_one_frame_per_step_with_overwrite_coun
 def test_cli_show_replays_every_step_of_the_first_sample(tmp_path, capsys):
     from ardm.cli import main
     from ardm.training.loop import train
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     train(tiny_config(steps=4), tmp_path / "r", progress=False)
     code = main(["sample", "--checkpoint", str(tmp_path / "r"), "--sampler", "gate", "--steps", "4",

@@ -11,8 +11,7 @@ import ardm
 from ardm.core import checkpoint as ck
 from ardm.errors import ArdmError
 from ardm.training.loop import train
-
-from .conftest import tiny_config
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -91,8 +91,7 @@ def test_a_model_learns_with_the_gamma_objective(tmp_path):
     import json
 
     from ardm.training.loop import train
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     cfg = tiny_config(steps=120, eval_interval=40, lr=3e-3)
     cfg.noise.kind = "gamma_hybrid"

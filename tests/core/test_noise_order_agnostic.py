@@ -70,8 +70,7 @@ def test_trained_order_agnostic_model_exact_order_nll_is_close_to_the_elbo(tmp_p
     from ardm.data.tokens import encode, eval_blocks
     from ardm.evaluation.likelihood import absorbing_nelbo
     from ardm.training.loop import train
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     cfg = tiny_config(steps=40)
     cfg.noise.kind = "order_agnostic"
@@ -90,8 +89,7 @@ def test_cli_exact_order_estimator(tmp_path, capsys):
 
     from ardm.cli import main
     from ardm.training.loop import train
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     cfg = tiny_config(steps=3)
     cfg.noise.kind = "order_agnostic"

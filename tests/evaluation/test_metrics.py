@@ -21,8 +21,7 @@ from ardm.evaluation.metrics import (
     unigram_entropy,
 )
 from ardm.evaluation.plots import pareto_front
-
-from .toy_models import ToyModel
+from tests.toy_models import ToyModel
 
 
 def test_unigram_entropy_of_known_distributions():

@@ -13,9 +13,8 @@ from ardm.errors import ArdmError
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, Sampler, WriteSet, make_sampler
 from ardm.training.loop import train
-
-from .conftest import tiny_config
-from .toy_models import contextual
+from tests.conftest import tiny_config
+from tests.toy_models import contextual
 
 # every sampler with a step budget it accepts for length 12, prompt 2 (n = 10)
 CASES = [("l2r", 10, {}), ("fixed", 6, {"eta": 0.3}), ("mdlm", 6, {}), ("llada", 5, {}),

@@ -156,8 +156,7 @@ def test_estimated_components_of_an_iid_model_equal_the_cross_entropy():
 def test_cli_plan_prints_one_line_per_budget_and_refuses_bad_budgets(tmp_path, capsys):
     from ardm.cli import main
     from ardm.training.loop import train
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     train(tiny_config(steps=4), tmp_path / "r", progress=False)
     code = main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "1,4,16", "--windows", "2"])
@@ -176,8 +175,7 @@ def test_planned_nll_one_step_per_token_is_the_exact_order_nll_and_expectation_m
     """With D one-token steps the plan's NLL is the exact NLL of a random order (SPEC §4.2); with
     any plan, its expectation over orders is what the planner's C[K, D] predicts from the l_t."""
     from ardm.generation.planner import planned_nll
-
-    from .toy_models import contextual
+    from tests.toy_models import contextual
 
     torch.manual_seed(0)
     model = contextual(vocab=5, max_len=6)
@@ -194,8 +192,7 @@ def test_planned_nll_one_step_per_token_is_the_exact_order_nll_and_expectation_m
 def test_cli_plan_evaluate_reports_realised_bits(tmp_path, capsys):
     from ardm.cli import main
     from ardm.training.loop import train
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     train(tiny_config(steps=4), tmp_path / "r", progress=False)
     code = main(["plan", "--checkpoint", str(tmp_path / "r"), "--budget", "2,16", "--windows", "2",

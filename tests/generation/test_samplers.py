@@ -24,8 +24,7 @@ from ardm.generation.gate.scoring import (
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
 from ardm.generation.samplers.base import reveal_probability, top_n_mask
-
-from .toy_models import contextual, graded, positional, switching
+from tests.toy_models import contextual, graded, positional, switching
 
 
 def run(model, name, steps, length=12, prompt=(1, 2), batch=1, seed=0, **opts):
@@ -114,7 +113,7 @@ def test_llada_commits_the_most_confident_first():
 
 
 def test_llada_margin_reveals_the_least_contested_first():
-    from .toy_models import ToyModel
+    from tests.toy_models import ToyModel
 
     contested = torch.tensor([0.6, 0.4, 1e-9, 1e-9, 1e-9]).log()  # confidence 0.6, margin 0.2
     clear = torch.tensor([0.5, 0.125, 0.125, 0.125, 0.125]).log()  # confidence 0.5, margin 0.375

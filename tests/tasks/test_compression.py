@@ -12,8 +12,7 @@ import ardm
 from ardm.errors import ArdmError
 from ardm.tasks.compression import compress, decompress
 from ardm.training.loop import train
-
-from .conftest import tiny_config
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ import torch
 from ardm.core.checkpoint import read_checkpoint, read_weights
 from ardm.errors import ArdmError
 from ardm.training.loop import lr_at, train
-
-from .conftest import tiny_config
+from tests.conftest import tiny_config
 
 
 def _train_losses(run_dir):

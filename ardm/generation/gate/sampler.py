@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from ardm.core.registry import Registry
 from ardm.errors import ArdmError
 from ardm.generation.gate.scoring import (
-    COMBINE,
+    COMBINERS,
     GateInputs,
     GateScorer,
     LinearGate,
@@ -20,6 +22,15 @@ from ardm.generation.gate.scoring import (
     signals,
 )
 from ardm.generation.samplers.base import Sampler, StepState, WriteSet, sample_from, top_n_mask
+
+# which positions the gate writes, given p: m ~ Bernoulli(p) ([S0]); p > theta; or the top `budget` p
+# among visible tokens (MASKs always, for fill="all"). Arguments: (p, coin, masked, visible, options).
+MaskRule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, "GateOptions"], torch.Tensor]
+MASK_RULES: Registry[MaskRule] = Registry("gate mask")
+MASK_RULES.add("bernoulli", lambda p, coin, masked, visible, o: coin < p)
+MASK_RULES.add("threshold", lambda p, coin, masked, visible, o: p > o.theta)
+MASK_RULES.add("budget", lambda p, coin, masked, visible, o: masked | top_n_mask(
+    torch.where(visible, p, float("-inf")), torch.full_like(p[:, 0], o.budget)))
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -52,8 +63,8 @@ class GateOptions:
 
     def __post_init__(self) -> None:
         _one_of("gate", self.gate, ("linear", "none", "learned"))
-        _one_of("combine", self.combine, COMBINE)
-        _one_of("mask", self.mask, ("bernoulli", "threshold", "budget"))
+        _one_of("combine", self.combine, COMBINERS.names())
+        _one_of("mask", self.mask, MASK_RULES.names())
         _one_of("fill", self.fill, ("all", "schedule"))
         _one_of("mode", self.mode, ("replace", "remask"))
         _one_of("y_tilde", self.y_tilde, ("current", "argmax"))
@@ -117,13 +128,7 @@ class GateSampler(Sampler):
         p = torch.where(eligible, p, 0.0)
         coin = s.uniform()
         new = sample_from(s, o.argmax)
-        if o.mask == "bernoulli":
-            m = coin < p
-        elif o.mask == "threshold":
-            m = p > o.theta
-        else:
-            budget = torch.full_like(p[:, 0], o.budget)
-            m = masked | top_n_mask(torch.where(visible, p, float("-inf")), budget)
+        m = MASK_RULES[o.mask](p, coin, masked, visible, o)
         over = m & visible
         if o.cap:
             over = top_n_mask(torch.where(over, p, float("-inf")), torch.full_like(p[:, 0], o.cap))

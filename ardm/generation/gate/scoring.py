@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,12 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ardm.core.registry import Registry
 from ardm.errors import ArdmError
 
 SIGNALS = ("entropy", "margin", "confidence_change")
 DL_CLIP = 20.0  # SPEC §6.8: confidence change clipped to [-20, 20] (nats)
 VAR_EPS = 1e-6  # SPEC §6.8: s~ = (s - mu)/sqrt(v + 1e-6)
-COMBINE = ("noisy_or", "max", "product")
 
 
 # ---- signals -------------------------------------------------------------------------------------
@@ -122,16 +123,17 @@ def noisy_or(u: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return 1.0 - (1.0 - u) * (1.0 - r)
 
 
+# how uncertainty u and prior r make the overwrite probability: noisy-OR ([S0]); max and product are
+# the ablations of SPEC §8.4
+COMBINERS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("gate combine")
+COMBINERS.add("noisy_or", noisy_or)
+COMBINERS.add("max", torch.maximum)
+COMBINERS.add("product", lambda u, r: u * r)
+
+
 def combine(u: torch.Tensor, r: torch.Tensor, how: str = "noisy_or") -> torch.Tensor:
-    """Overwrite probability from uncertainty u and prior r: noisy-OR ([S0]) or, for ablations
-    (SPEC §8.4), max(u, r) or u * r."""
-    if how == "noisy_or":
-        return noisy_or(u, r)
-    if how == "max":
-        return torch.maximum(u, r)
-    if how == "product":
-        return u * r
-    raise ArdmError(f"combine must be one of {COMBINE}, got {how!r}")
+    """Overwrite probability from uncertainty u and prior r with the rule `how` (COMBINERS)."""
+    return COMBINERS[how](u, r)
 
 
 # ---- scorers -------------------------------------------------------------------------------------

@@ -30,8 +30,7 @@ from ardm.tasks.sudoku.bench import wilson
 from ardm.tasks.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
 from ardm.training.loop import train
 from ardm.training.recipes import get_recipe
-
-from .toy_models import ToyModel
+from tests.toy_models import ToyModel
 
 TOK = CharTokenizer(list("\n123456789"))
 
