@@ -1,7 +1,9 @@
-"""The documentation matches the code (issue 14, part 6): every `ardm` command line in README.md and
-docs/*.md names a real command and real flags, the README's Layout section names exactly the module
-files under ardm/, every dotted `ardm.*` name resolves, and every relative link points at a file
-(and heading) that exists. No network, no ../shared."""
+"""The documentation matches the code (issue 14, part 6).
+
+Every `ardm` command line in README.md, docs/*.md and checkpoints/README.md names a real command
+and real flags; the README's Layout section names exactly the module files under ardm/, lowest
+layer first; every dotted `ardm.*` name and every repository path in code resolves; every relative
+link points at a file (and heading) that exists. No network, no ../shared."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from ardm.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DOCS = sorted([README, *(ROOT / "docs").glob("*.md")])
+DOCS = sorted([README, ROOT / "checkpoints" / "README.md", *(ROOT / "docs").glob("*.md")])
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`([^`\n]+(?:\n[^`\n]+)?)`")  # a code span, possibly wrapped over one line break
 COMMAND = re.compile(r"(?<![\w./-])ardm (?=[a-z])")  # `ardm sample ...`, not `ardm.load` or `ardm/`
+COMMENT = re.compile(r"\s+#\s.*$")  # a shell comment at the end of a code line
 SHELL_STOP = {">", ">>", "2>", "#", ";", "&&", "||"}
 
 
@@ -33,6 +36,7 @@ def code_of(text: str) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     for block in FENCE.findall(text):
         for raw in block.replace("\\\n", " ").splitlines():
+            raw = COMMENT.sub("", raw)
             if lines and raw[:1].isspace() and raw.strip() and COMMAND.search(lines[-1]):
                 lines[-1] += " " + raw.strip()  # a wrapped synopsis line: `ardm train ...\n     [--seed S]`
             else:
@@ -49,7 +53,7 @@ def command_lines() -> list[tuple[str, str]]:
         for chunk in lines + spans:
             starts = [m.start() for m in COMMAND.finditer(chunk)]
             for a, b in zip(starts, starts[1:] + [len(chunk)]):
-                found.append((doc_id(doc), chunk[a:b].strip()))
+                found.append((doc_id(doc), chunk[a:b].split("`")[0].strip()))
     return found
 
 
@@ -97,7 +101,7 @@ def test_docs_name_ardm_commands():
     assert len(command_lines()) > 50  # the README and docs are full of them; the extraction works
 
 
-@pytest.mark.parametrize("doc,command", command_lines())
+@pytest.mark.parametrize("doc,command", command_lines(), ids=lambda v: v[:70])
 def test_command_and_flags_exist(doc, command):
     name, parser, rest = resolve(command)
     known = option_strings(parser)
@@ -214,27 +218,31 @@ def anchors(path: Path) -> set[str]:
     return {slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
 
 
-def links() -> list[tuple[str, str]]:
+def target_path(doc: str, target: str) -> Path:
+    path_part = target.partition("#")[0]
+    return (ROOT / doc).parent.joinpath(path_part).resolve() if path_part else ROOT / doc
+
+
+def repo_links() -> list[tuple[str, str]]:
+    """(document, target) of every markdown link into the repository: not URLs, and not ../shared
+    beside the clone (the SPEC), which the tests do not need."""
     found = []
     for doc in DOCS:
         text = FENCE.sub("", doc.read_text(encoding="utf-8"))
-        found += [(doc_id(doc), target) for target in re.findall(r"\]\(([^)\s]+)\)", text)]
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if not re.match(r"[a-z]+:", target) and ROOT in target_path(doc_id(doc), target).parents:
+                found.append((doc_id(doc), target))
     return found
 
 
-def test_docs_have_links():
-    assert {doc for doc, _ in links()} >= {"README.md"}
+def test_readme_links_every_docs_page():
+    linked = {target_path("README.md", t) for d, t in repo_links() if d == "README.md"}
+    assert set((ROOT / "docs").glob("*.md")) <= linked
 
 
-@pytest.mark.parametrize("doc,target", links())
+@pytest.mark.parametrize("doc,target", repo_links())
 def test_relative_link_exists(doc, target):
-    if re.match(r"[a-z]+:", target):
-        pytest.skip("external link")
-    path_part, _, anchor = target.partition("#")
-    source = ROOT / doc
-    path = (source.parent / path_part).resolve() if path_part else source
-    if ROOT not in path.parents and path != ROOT:
-        pytest.skip("outside the repository (../shared is not needed by the tests)")
+    path, anchor = target_path(doc, target), target.partition("#")[2]
     assert path.exists(), f"{doc} links to {target}, which does not exist"
     if anchor and path.suffix == ".md":
         assert anchor in anchors(path), f"{doc} links to {target}: no such heading in {path.name}"
