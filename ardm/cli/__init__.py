@@ -1,7 +1,8 @@
 """The `ardm` command line. Every user-fixable problem ends as one line `ardm: error: ...`, exit 2.
 
 One module per command, each with `add_parser(sub)` and `run(args)`: argument parsing and printing
-only; the work is a library call named in the module's docstring (README "Command line").
+only; the work is a library call named in the module's docstring (README "Command line and its
+Python equivalent").
 """
 
 from __future__ import annotations
