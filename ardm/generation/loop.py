@@ -182,11 +182,9 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     x = torch.where(fixed, g, x)
     K = sampler.num_steps(L - P, steps)
     positions = torch.arange(L, device=device)
-    s = StepState(x=x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
-                  settled=(positions < P).expand(B, L) | fixed,
-                  active=torch.ones(B, dtype=torch.bool, device=device), changes=torch.zeros_like(x),
-                  last_change=torch.zeros_like(x), prev_logits=None, aux={},
-                  generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], sampling=sampling)
+    s = StepState.begin(x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
+                        settled=(positions < P).expand(B, L) | fixed, sampling=sampling,
+                        generators=[torch.Generator().manual_seed(seed + b) for b in range(B)])
     s = replace(s, aux=sampler.init(s))
     counts = torch.zeros(len(COUNTERS), B, dtype=torch.long)
     nfe, records = 0, []

@@ -12,16 +12,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from ardm.core.denoiser import Denoiser
-from ardm.generation.gate.sampler import GateOptions, GateSampler
+from ardm.generation.gate.options import GateOptions
+from ardm.generation.gate.probability import overwrite_probability
+from ardm.generation.gate.sampler import GateSampler
 from ardm.generation.gate.scoring import (
-    GateInputs,
     SignalStats,
-    combine,
-    maturity_prior,
-    normalise,
-    signals,
 )
-from ardm.generation.samplers.base import StepState, TokenSampling
+from ardm.generation.samplers.base import StepState
 
 if TYPE_CHECKING:
     from ardm.generation.gate.training import GateTrainConfig
@@ -81,13 +78,8 @@ def make_drafts(model: Denoiser, x_star: torch.Tensor, sampler: GateSampler, K: 
             pb = None if prev is None else prev[b:b + 1]
             if s == j[b]:
                 before[b] = GateStep(x[b:b + 1].clone(), zb, hb, zb if pb is None else pb, k[b:b + 1])
-            state = StepState(x=x[b:b + 1], k=int(k[b]), K=K, mask_id=mask_id, prompt_len=0,
-                              settled=torch.zeros(1, L, dtype=torch.bool, device=device),
-                              active=torch.ones(1, dtype=torch.bool, device=device),
-                              changes=torch.zeros(1, L, dtype=torch.long, device=device),
-                              last_change=torch.zeros(1, L, dtype=torch.long, device=device),
-                              prev_logits=pb, aux={}, generators=[row_gens[b]], sampling=TokenSampling(),
-                              logits=zb, hidden=hb, t=None)
+            state = StepState.begin(x[b:b + 1], k=int(k[b]), K=K, mask_id=mask_id, generators=[row_gens[b]])
+            state = dataclasses.replace(state, prev_logits=pb, logits=zb, hidden=hb)
             state = dataclasses.replace(state, aux=sampler.init(state))
             w = sampler.step(state)
             x[b] = torch.where(w.positions[0], w.values[0], x[b])
@@ -107,16 +99,9 @@ def gate_probabilities(scorer, stats: SignalStats, step: GateStep, K: int, mask_
                        opts: GateOptions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """p = combine(u, r) of the gate sampler (SPEC §6.8) at each row's own step k, with gradients into
     the scorer; clamped to [1e-6, 1 - 1e-6] (§7.3). Returns p, r [B, L] and the raw signals [B, L, 3]."""
-    raw = signals(step.logits, step.prev_logits, step.x, mask_id, opts.y_tilde)
-    B, L = step.x.shape
-    if opts.prior:
-        r = torch.stack([maturity_prior(L, int(k), K, opts.alpha, opts.delta) for k in step.k]).to(raw.device)
-    else:
-        r = torch.zeros(B, L, device=raw.device)
-    rel = torch.arange(L, device=raw.device).float() / L
-    progress = (step.k.float() / K)[:, None].to(raw.device)  # [B, 1]: rows are at different steps
-    u = scorer(GateInputs(normalise(raw, stats), step.hidden, rel, progress, r))
-    return combine(u, r, opts.combine).clamp(P_EPS, 1 - P_EPS), r, raw
+    g = overwrite_probability(scorer, stats, opts, x=step.x, logits=step.logits, prev_logits=step.prev_logits,
+                              hidden=step.hidden, k=step.k, K=K, mask_id=mask_id)
+    return g.p.clamp(P_EPS, 1 - P_EPS), g.prior, g.raw
 
 
 def masked_mean(v: torch.Tensor, where: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,8 @@ from ardm.generation.gate.objective import (
     select_theta,
     validation_metrics,
 )
-from ardm.generation.gate.sampler import GateOptions, GateSampler
+from ardm.generation.gate.options import GateOptions
+from ardm.generation.gate.sampler import GateSampler
 from ardm.generation.gate.scoring import (
     NoGate,
     SignalStats,

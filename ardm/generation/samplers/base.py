@@ -63,6 +63,20 @@ class StepState:
     hidden: torch.Tensor | None = None  # [B, L, d]
     t: torch.Tensor | None = None  # [B, L] the levels this step's forward pass used
 
+    @classmethod
+    def begin(cls, x: torch.Tensor, *, k: int, K: int, mask_id: int, generators: list[torch.Generator],
+              prompt_len: int = 0, settled: torch.Tensor | None = None,
+              sampling: TokenSampling | None = None) -> StepState:
+        """A state at step k in which nothing has changed yet and only `settled` (default: the prompt)
+        is settled: the loop's first step, and gate training's drafts (one row at its own step)."""
+        B, L = x.shape
+        if settled is None:
+            settled = (torch.arange(L, device=x.device) < prompt_len).expand(B, L)
+        return cls(x=x, k=k, K=K, mask_id=mask_id, prompt_len=prompt_len, settled=settled,
+                   active=torch.ones(B, dtype=torch.bool, device=x.device), changes=torch.zeros_like(x),
+                   last_change=torch.zeros_like(x), prev_logits=None, aux={}, generators=generators,
+                   sampling=sampling or TokenSampling())
+
     @property
     def n(self) -> int:
         return self.x.shape[1] - self.prompt_len

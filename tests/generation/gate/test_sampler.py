@@ -1,0 +1,61 @@
+"""ardm.generation.gate.sampler: the entropy-preserving remask mode (mode="remdm", SPEC §11.2) keeps
+the mask count on the schedule and spends ReMDM's remask budget where the gate points."""
+
+from __future__ import annotations
+
+import torch
+
+from ardm.generation.gate.sampler import GateSampler
+from ardm.generation.loop import generate
+from ardm.generation.samplers.base import StepState
+from tests.toy_models import contextual
+
+L, K = 12, 6
+
+
+class MaskCounter(GateSampler):
+    """Records, at the start of every step, how many target positions of each row are MASK."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.counts: list[list[int]] = []
+
+    def levels(self, s: StepState) -> torch.Tensor:
+        self.counts.append(s.masked[:, s.prompt_len:].sum(1).tolist())
+        return super().levels(s)
+
+
+def test_remdm_mode_keeps_the_mask_count_on_the_flat_schedule():
+    sampler = MaskCounter(mode="remdm", eta=0.5, reveal="random")
+    model = contextual(vocab=5, max_len=L)
+    g = generate(model, sampler, length=L, steps=K, batch=4, prompt=torch.tensor([1]))
+    n = L - 1
+    for k, counts in enumerate(sampler.counts, start=1):  # before step k: round(n (1 - (k-1)/K)) MASKs
+        assert counts == [round(n * (1 - (k - 1) / K))] * 4
+    assert bool((g.tokens != 5).all())  # nothing left masked at the end
+    assert sum(g.remasks) > 0  # and it did revise: remasked tokens were revealed again
+
+
+def test_remdm_mode_spends_the_budget_where_the_gate_points():
+    sampler = GateSampler(mode="remdm", eta=0.1)
+    x = torch.tensor([[1, 2, 3, 4, 5, 5]])  # 4 visible tokens, 2 MASKs (mask_id 5)
+    s = StepState.begin(x, k=4, K=6, mask_id=5, generators=[torch.Generator()])
+    visible = x != 5
+    sigma_max = min(1.0, (1 - 4 / 6) / (3 / 6))  # (1 - alpha_s)/alpha_t
+    uniform = sampler.remask_probability(s, torch.zeros(1, 6, dtype=torch.float64), visible)
+    assert torch.allclose(uniform, torch.tensor([[0.1] * 4 + [0.0] * 2], dtype=torch.float64))  # ReMDM-cap
+    p = torch.tensor([[0.9, 0.1, 0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)  # MASKs' p is ignored
+    pointed = sampler.remask_probability(s, p, visible)
+    assert abs(float(pointed.sum()) - 0.1 * 4) < 1e-12  # the same expected number of remasks ...
+    assert abs(float(pointed[0, 0]) - 9 * float(pointed[0, 1])) < 1e-12  # ... where p points
+    assert float(pointed[0, 2]) == 0.0
+    heavy = sampler.remask_probability(s, torch.tensor([[1.0, 0, 0, 0, 0, 0]], dtype=torch.float64), visible)
+    assert float(heavy[0, 0]) == min(0.4, sigma_max)  # no token above sigma_max
+
+
+def test_remdm_mode_never_remasks_at_the_last_step_and_reveals_everything():
+    sampler = GateSampler(mode="remdm", eta=1.0)
+    x = torch.tensor([[1, 5, 3, 5]])
+    s = StepState.begin(x, k=6, K=6, mask_id=5, generators=[torch.Generator()])
+    pi = sampler.remask_probability(s, torch.ones(1, 4, dtype=torch.float64), x != 5)
+    assert float(pi.max()) == 0.0  # sigma_max = (1 - alpha_s)/alpha_t = 0 when alpha_s = 1
