@@ -33,8 +33,10 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-interval", type=int, default=50, help="validation every N steps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="gate sampler option of the drafts, stored as the gate's default "
-                        "(prior, alpha, delta, combine, mask, theta, fill, mode, y_tilde)")
+                        "(prior, alpha, delta, combine, mask, theta, fill, mode, eta, reveal, y_tilde)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the gate run interrupted in OUT.partial/ (same options), exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,6 +51,7 @@ def run(args) -> int:
                           lambda_tv=args.lambda_tv, mask=args.mask, eval_interval=args.eval_interval,
                           sampler=parse_options("gate", args.set))
     result = train_gate(args.checkpoint, cfg, out=args.out, data=args.data, device=args.device,
+                        resume=args.resume,
                         progress=not args.no_progress)
     keys = ("L_aux", "L_step", "mean_p", "overwrite_rate", "precision", "recall")
     for when in ("initial", "final"):

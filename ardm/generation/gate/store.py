@@ -42,7 +42,8 @@ GATE_DIR, GATE_WEIGHTS, GATE_JSON = "gate", "gate.safetensors", "gate.json"
 GATE_FORMAT = "ardm-gate"
 GATE_FORMAT_VERSION = 1
 # gate sampler options a trained gate carries as its defaults (what it was trained with)
-DEPLOY_OPTIONS = ("prior", "alpha", "delta", "combine", "mask", "theta", "fill", "mode", "y_tilde")
+DEPLOY_OPTIONS = ("prior", "alpha", "delta", "combine", "mask", "theta", "fill", "mode", "eta", "reveal",
+                  "y_tilde")
 
 
 @dataclass

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from ardm.errors import ArdmError
 from ardm.generation.gate.objective import (
     THETA_GRID,
     VAL_SEED,
+    Draft,
     gate_losses,
     make_drafts,
     masked_mean,
@@ -199,16 +202,32 @@ def _train_step(step: int, scorer, optim, ema: SignalStatsEMA, model, blocks: Bl
     return frozen_at
 
 
-def train_gate(checkpoint: str | Path, cfg: GateTrainConfig | None = None, *, out: str | Path | None = None,
-               data: str | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Train a gate for a frozen bidirectional denoiser; write it (atomically) to `out`
-    (default: the `gate/` folder inside the checkpoint folder). Returns a summary dict."""
-    from tqdm import tqdm
+PARTIAL_SUFFIX = ".partial"  # OUT.partial/ holds a gate run in progress: state.pt + metrics.jsonl
+STATE_FILE = "state.pt"
 
-    from ardm.core.runtime import MetricsLog, resolve_device
 
-    cfg = cfg or GateTrainConfig()
-    start = time.perf_counter()
+@dataclass
+class _GateRun:
+    """Everything one gate-training run holds (set up identically on a fresh start and on --resume)."""
+
+    cfg: GateTrainConfig
+    ckpt: Any
+    corpus: Any
+    model: Any
+    blocks: BlockSampler
+    opts: GateOptions
+    scorer: Any
+    optim: torch.optim.Optimizer
+    ema: SignalStatsEMA
+    gen: torch.Generator
+    val: Draft
+    device: torch.device
+    seq_len: int
+
+
+def _setup(checkpoint: str | Path, cfg: GateTrainConfig, data: str | None, device: str) -> _GateRun:
+    from ardm.core.runtime import resolve_device
+
     ckpt = read_checkpoint(checkpoint)
     if ckpt.config.model.attention != "bidirectional":
         raise ArdmError(f"train-gate needs a bidirectional denoiser; {ckpt.path} is a "
@@ -235,32 +254,97 @@ def train_gate(checkpoint: str | Path, cfg: GateTrainConfig | None = None, *, ou
     ema.initialise(signals(calib.now.logits, calib.now.prev_logits, calib.now.x, mask_id, opts.y_tilde),
                    calib.now.x != mask_id)
     optim = torch.optim.AdamW(scorer.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    out = Path(out) if out is not None else ckpt.path / GATE_DIR
-    deploy = {k: v for k, v in dataclasses.asdict(opts).items() if k in DEPLOY_OPTIONS}
+    return _GateRun(cfg, ckpt, corpus, model, blocks, opts, scorer, optim, ema, gen, val, dev, n)
+
+
+def _save_state(work: Path, run: _GateRun, step: int, progress: dict[str, Any]) -> None:
+    """Everything --resume needs to continue exactly, written atomically (tmp file + rename)."""
+    state = {"config": dataclasses.asdict(run.cfg), "step": step, "scorer": run.scorer.state_dict(),
+             "optim": run.optim.state_dict(), "ema": [run.ema.mean, run.ema.var, run.ema.updates],
+             "gen": run.gen.get_state(), "blocks": run.blocks.generator.get_state(), "progress": progress}
+    tmp = work / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, work / STATE_FILE)
+
+
+def _restore_state(work: Path, run: _GateRun) -> tuple[int, dict[str, Any]]:
+    path = work / STATE_FILE
+    if not path.exists():
+        raise ArdmError(f"--resume: no gate run in progress in {work} (expected {path})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ArdmError(f"--resume: cannot read {path} ({e})") from None
+    if state["config"] != dataclasses.asdict(run.cfg):
+        raise ArdmError(f"--resume: the gate run in {work} was started with other options")
+    run.scorer.load_state_dict(state["scorer"])
+    run.optim.load_state_dict(state["optim"])
+    run.ema.mean, run.ema.var, run.ema.updates = state["ema"]
+    run.gen.set_state(state["gen"])
+    run.blocks.generator.set_state(state["blocks"])
+    return state["step"], state["progress"]
+
+
+def train_gate(checkpoint: str | Path, cfg: GateTrainConfig | None = None, *, out: str | Path | None = None,
+               data: str | None = None, device: str = "cpu", progress: bool = True,
+               resume: bool = False) -> dict[str, Any]:
+    """Train a gate for a frozen bidirectional denoiser; write it (atomically) to `out` (default: the
+    `gate/` folder inside the checkpoint folder). While it trains, OUT.partial/ holds its state at
+    every validation, so an interrupted run continues exactly with `resume=True`. Returns a summary."""
+    from tqdm import tqdm
+
+    from ardm.core.runtime import MetricsLog
+
+    cfg = cfg or GateTrainConfig()
+    start = time.perf_counter()
+    run = _setup(checkpoint, cfg, data, device)
+    mask_id, K = run.model.cfg.vocab_size, cfg.sampler_steps
+    out = Path(out) if out is not None else run.ckpt.path / GATE_DIR
+    work = out.with_name(out.name + PARTIAL_SUFFIX)
+    if resume:
+        first, prog = _restore_state(work, run)
+    elif work.exists():
+        raise ArdmError(f"a gate run is already in progress in {work}: pass --resume to continue it "
+                        "or remove that folder")
+    else:
+        work.mkdir(parents=True)
+        initial = validation_metrics(run.scorer, run.ema.stats(), run.val, K, mask_id, run.opts, cfg)
+        first, prog = 0, {"initial": initial, "final": initial, "frozen_at": 0 if run.ema.frozen else None}
+    log = MetricsLog(work / "metrics.jsonl", True)
+    log.truncate_after(first)
+    if first == 0:
+        log.write({"step": 0, "split": "val", **prog["initial"]})
+    bar = tqdm(range(first + 1, cfg.steps + 1), desc=f"train-gate {cfg.kind}", disable=not progress,
+               dynamic_ncols=True, initial=first, total=cfg.steps)
+    for step in bar:
+        prog["frozen_at"] = _train_step(step, run.scorer, run.optim, run.ema, run.model, run.blocks, run.opts,
+                                        cfg, log, run.gen, start, prog["frozen_at"])
+        if step % cfg.eval_interval == 0 or step == cfg.steps:
+            prog["final"] = validation_metrics(run.scorer, run.ema.stats(), run.val, K, mask_id, run.opts,
+                                               cfg)
+            log.write({"step": step, "split": "val", **prog["final"]})
+            bar.set_postfix(val_precision=f"{prog['final']['precision']:.3f}",
+                            val_recall=f"{prog['final']['recall']:.3f}")
+            _save_state(work, run, step, prog)
+    return _finish(run, out, work, prog, round(time.perf_counter() - start, 2))
+
+
+def _finish(run: _GateRun, out: Path, work: Path, prog: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """Choose theta, write the gate folder atomically, and drop the run's partial state."""
+    cfg, K, mask_id = run.cfg, run.cfg.sampler_steps, run.model.cfg.vocab_size
+    deploy = {k: v for k, v in dataclasses.asdict(run.opts).items() if k in DEPLOY_OPTIONS}
+    run.scorer.eval()
+    with torch.no_grad():  # theta for threshold masks, on the validation drafts (SPEC §7.5)
+        _, t = gate_losses(run.scorer, run.ema.stats(), run.val, K, mask_id, run.opts, cfg)
+    deploy["theta"], theta_f1 = select_theta(t["p"], t["y"], t["eligible"])
+    training = {**dataclasses.asdict(cfg), "lr": cfg.learning_rate, "data": run.corpus.source,
+                "data_sha256": run.corpus.sha256, "seq_len": run.seq_len, "device": str(run.device),
+                "stats_frozen_at_step": prog["frozen_at"], "elapsed_s": elapsed,
+                "theta_selected": {"theta": deploy["theta"], "f1": theta_f1, "grid": list(THETA_GRID)}}
+    metrics = {"initial": prog["initial"], "final": prog["final"]}
     with atomic_folder(out) as tmp:
-        log = MetricsLog(tmp / "metrics.jsonl", True)
-        initial = validation_metrics(scorer, ema.stats(), val, K, mask_id, opts, cfg)
-        log.write({"step": 0, "split": "val", **initial})
-        final, frozen_at = initial, 0 if ema.frozen else None
-        bar = tqdm(range(1, cfg.steps + 1), desc=f"train-gate {cfg.kind}", disable=not progress,
-                   dynamic_ncols=True)
-        for step in bar:
-            frozen_at = _train_step(step, scorer, optim, ema, model, blocks, opts, cfg, log, gen, start,
-                                    frozen_at)
-            if step % cfg.eval_interval == 0 or step == cfg.steps:
-                final = validation_metrics(scorer, ema.stats(), val, K, mask_id, opts, cfg)
-                log.write({"step": step, "split": "val", **final})
-                bar.set_postfix(val_L_step=f"{final['L_step']:.4f}", val_L_aux=f"{final['L_aux']:.4f}")
-        scorer.eval()
-        with torch.no_grad():  # theta for threshold masks, on the validation drafts (SPEC §7.5)
-            _, t = gate_losses(scorer, ema.stats(), val, K, mask_id, opts, cfg)
-        deploy["theta"], theta_f1 = select_theta(t["p"], t["y"], t["eligible"])
-        elapsed = round(time.perf_counter() - start, 2)
-        training = {**dataclasses.asdict(cfg), "lr": cfg.learning_rate, "data": corpus.source,
-                    "data_sha256": corpus.sha256, "seq_len": n, "device": str(dev),
-                    "stats_frozen_at_step": frozen_at, "elapsed_s": elapsed,
-                    "theta_selected": {"theta": deploy["theta"], "f1": theta_f1, "grid": list(THETA_GRID)}}
-        write_gate_files(tmp, scorer, ema.stats(), deploy, ckpt, training,
-                         {"initial": initial, "final": final})
+        shutil.copyfile(work / "metrics.jsonl", tmp / "metrics.jsonl")
+        write_gate_files(tmp, run.scorer, run.ema.stats(), deploy, run.ckpt, training, metrics)
+    shutil.rmtree(work, ignore_errors=True)
     return {"out": str(out), "kind": cfg.kind, "steps": cfg.steps, "elapsed_s": elapsed,
-            "stats_frozen_at_step": frozen_at, "initial": initial, "final": final}
+            "stats_frozen_at_step": prog["frozen_at"], **metrics}

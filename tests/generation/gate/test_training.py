@@ -280,3 +280,33 @@ def test_select_theta_maximises_f1_on_a_known_case():
     assert theta == pytest.approx(0.65) and f1 == 1.0
     none = torch.zeros(3, dtype=torch.bool)
     assert select_theta(torch.zeros(3), none, ~none)[1] == 0.0
+
+
+def test_an_interrupted_gate_run_resumes_exactly(denoiser, tmp_path, monkeypatch):
+    """Killed after its step-4 state was saved, `--resume` ends with the same weights as a run
+    that was never interrupted; a second fresh start into the same folder is refused."""
+    import ardm.generation.gate.training as gt
+    from safetensors.torch import load_file
+
+    cfg = GateTrainConfig(steps=8, batch_size=4, sampler_steps=8, eval_interval=4, lr=0.01)
+    whole = gt.train_gate(denoiser, cfg, out=tmp_path / "whole", progress=False)
+    real_step = gt._train_step
+
+    def dies_at_6(step, *args):
+        if step == 6:
+            raise KeyboardInterrupt
+        return real_step(step, *args)
+
+    monkeypatch.setattr(gt, "_train_step", dies_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        gt.train_gate(denoiser, cfg, out=tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut.partial" / gt.STATE_FILE).exists() and not (tmp_path / "cut").exists()
+    monkeypatch.setattr(gt, "_train_step", real_step)
+    with pytest.raises(ArdmError, match="already in progress"):
+        gt.train_gate(denoiser, cfg, out=tmp_path / "cut", progress=False)
+    resumed = gt.train_gate(denoiser, cfg, out=tmp_path / "cut", progress=False, resume=True)
+    assert resumed["final"] == whole["final"] and not (tmp_path / "cut.partial").exists()
+    a, b = (load_file(tmp_path / d / "gate.safetensors") for d in ("whole", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ArdmError, match="no gate run in progress"):
+        gt.train_gate(denoiser, cfg, out=tmp_path / "none", progress=False, resume=True)
