@@ -24,7 +24,7 @@ from ardm.generation.gate.scoring import (
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
 from ardm.generation.samplers.base import reveal_probability, top_n_mask
-from tests.toy_models import contextual, graded, positional, switching
+from tests.toy_models import contextual, graded, positional
 
 
 def run(model, name, steps, length=12, prompt=(1, 2), batch=1, seed=0, **opts):
