@@ -285,8 +285,9 @@ def test_select_theta_maximises_f1_on_a_known_case():
 def test_an_interrupted_gate_run_resumes_exactly(denoiser, tmp_path, monkeypatch):
     """Killed after its step-4 state was saved, `--resume` ends with the same weights as a run
     that was never interrupted; a second fresh start into the same folder is refused."""
-    import ardm.generation.gate.training as gt
     from safetensors.torch import load_file
+
+    import ardm.generation.gate.training as gt
 
     cfg = GateTrainConfig(steps=8, batch_size=4, sampler_steps=8, eval_interval=4, lr=0.01)
     whole = gt.train_gate(denoiser, cfg, out=tmp_path / "whole", progress=False)
