@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ardm.cli.args import int_list
+from ardm.cli.args import float_list, int_list
 from ardm.errors import ArdmError
 
 DEFAULT_SAMPLERS = "l2r,fixed,remdm,acs,gate,gate-learned"
@@ -26,6 +26,14 @@ def _common(p) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temperatures", metavar="T1,T2,...",
+                   help="the quality-diversity frontier: run every spec at every budget at each temperature "
+                        "(> 0), read each curve at the held-out data's entropy; e.g. 0.7,0.8,0.9,1.0,1.1")
+    p.add_argument("--top-ps", metavar="P1,P2,...",
+                   help="the frontier as a top-p sweep instead (each in (0, 1]); not with --temperatures")
+    p.add_argument("--quality-target", type=float,
+                   help="gen-PPL for the 'NFE needed at the data's entropy' read-out of a sweep "
+                        "(default: the best such quality at the smallest budget)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--data",
                    help="held-out text for the data's own entropy and gen-PPL (default: the checkpoint's)")
@@ -62,6 +70,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ardm.evaluation.ablations import ablation_specs
     from ardm.evaluation.compare import CompareConfig, run_compare
+    from ardm.evaluation.frontier import ranking_lines
     from ardm.evaluation.report import best_by_budget
 
     if args.command == "ablate":
@@ -76,11 +85,18 @@ def run(args) -> int:
                         num=args.num, tokens=args.tokens, prompt=args.prompt, seed=args.seed,
                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                         batch_size=args.batch_size, data=args.data, entropy_tolerance=args.entropy_tolerance,
-                        device=args.device, kind=args.command)
+                        device=args.device, kind=args.command,
+                        temperatures=None if args.temperatures is None else float_list(args.temperatures,
+                                                                                        "temperatures"),
+                        top_ps=None if args.top_ps is None else float_list(args.top_ps, "top-ps"),
+                        quality_target=args.quality_target)
     out = Path(args.out)
     results = run_compare(cfg, out, progress=not args.no_progress)
-    for K, r in best_by_budget(results).items():
-        print(f"NFE {K}: best {r['label']} (gen-PPL {r['gen_ppl']:.2f}, entropy {r['entropy']:.3f})" if r
-              else f"NFE {K}: no eligible run")
+    if "frontier" in results:
+        print("\n".join(ranking_lines(results["frontier"])))
+    else:
+        for K, r in best_by_budget(results).items():
+            print(f"NFE {K}: best {r['label']} (gen-PPL {r['gen_ppl']:.2f}, entropy {r['entropy']:.3f})" if r
+                  else f"NFE {K}: no eligible run")
     print(f"report: {out / 'summary.md'}; results: {out / 'results.json'}")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,11 @@ class CompareConfig:
     calibration_num: int = 32
     device: str = "cpu"
     kind: str = "compare"
+    # the quality-diversity frontier (SPEC §11.4): every run at each value; None = one run at
+    # `temperature` / `top_p` as before (results.json then has no sweep keys at all)
+    temperatures: list[float] | None = None
+    top_ps: list[float] | None = None
+    quality_target: float | None = None  # gen-PPL for the needed-NFE read-out (default: see frontier)
 
     def __post_init__(self) -> None:
         if not self.samplers:
@@ -130,6 +136,47 @@ class CompareConfig:
         if self.entropy_tolerance < 0:
             raise ArdmError(f"entropy tolerance must be >= 0, got {self.entropy_tolerance}")
         self.nfe = sorted(set(self.nfe))
+        if self.temperatures is not None and self.top_ps is not None:
+            raise ArdmError("give one sweep: --temperatures or --top-ps, not both")
+        if self.temperatures is not None:
+            self.temperatures = _sweep(self.temperatures, "temperatures", lambda v: v > 0, "> 0")
+        if self.top_ps is not None:
+            self.top_ps = _sweep(self.top_ps, "top-ps", lambda v: 0 < v <= 1, "in (0, 1]")
+        if self.quality_target is not None and not self.quality_target > 0:
+            raise ArdmError(f"quality target must be a gen-PPL > 0, got {self.quality_target}")
+
+    @property
+    def sweep(self) -> str | None:
+        """The run field a sweep varies ('temperature' / 'top_p'), or None (one run per spec and K)."""
+        return "temperature" if self.temperatures else "top_p" if self.top_ps else None
+
+    def points(self) -> list[tuple[float | None, float]]:
+        """(temperature, top-p) of each run of a spec at a budget; temperature None: the spec's own."""
+        if self.temperatures:
+            return [(t, self.top_p) for t in self.temperatures]
+        return [(None, p) for p in self.top_ps or [self.top_p]]
+
+    def as_dict(self) -> dict:
+        """The config as results.json records it; without a sweep, exactly the keys it always had."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if v is not None or k not in SWEEP_KEYS}
+
+
+SWEEP_KEYS = ("temperatures", "top_ps", "quality_target")
+
+
+def _sweep(values, what: str, ok, bound: str) -> list[float]:
+    """Sorted unique floats of a sweep list; ArdmError for an empty list or a value out of bounds."""
+    try:
+        out = sorted({float(v) for v in values})
+    except (TypeError, ValueError):
+        raise ArdmError(f"--{what} must be comma-separated numbers, got {values!r}") from None
+    if not out:
+        raise ArdmError(f"no {what} given")
+    bad = [v for v in out if not (ok(v) and math.isfinite(v))]
+    if bad:
+        raise ArdmError(f"--{what} must all be {bound}, got {', '.join(f'{v:g}' for v in bad)}")
+    return out
 
 
 @dataclass
@@ -165,20 +212,24 @@ def _sampler(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> Sample
     return spec.build(m.denoiser.path, cfg.device, m.gate_stats.get(K))
 
 
-def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
-    """Generate cfg.num samples with one sampler at budget K; per-sample and aggregate metrics."""
+def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
+         point: tuple[float | None, float] | None = None) -> dict:
+    """Generate cfg.num samples with one sampler at budget K (and a sweep's (temperature, top-p)
+    point, if any); per-sample and aggregate metrics."""
     causal = spec.name == "ar"
     loaded = m.reference if causal else m.denoiser
     prompt = torch.tensor(loaded.tokenizer.encode(cfg.prompt), dtype=torch.long)
     sampler = _sampler(spec, K, m, cfg)
     sampler.check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
     length = len(prompt) + m.n
+    swept_t, top_p = point or (None, cfg.top_p)
+    temperature = swept_t if swept_t is not None else (
+        cfg.temperature if spec.temperature is None else spec.temperature)
     samples, traces, wall = [], [], 0.0
     for first in range(0, cfg.num, cfg.batch_size):
         batch = min(cfg.batch_size, cfg.num - first)
         g = generate(loaded.model, sampler, length=length, steps=K, batch=batch, prompt=prompt,
-                     seed=cfg.seed + first, top_k=cfg.top_k, top_p=cfg.top_p,
-                     temperature=cfg.temperature if spec.temperature is None else spec.temperature,
+                     seed=cfg.seed + first, top_k=cfg.top_k, top_p=top_p, temperature=temperature,
                      trace=True)
         wall += g.wall_time_s
         traces.append({**revision_stats(g.trace), "batch": g.tokens.shape[0]})
@@ -191,9 +242,9 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> dict:
     for s, (v, t) in zip(samples, nll, strict=True):
         s["gen_nll"], s["gen_tokens"] = round(v, 4), t
         s["entropy"] = round(unigram_entropy(s.pop("tokens")), 4)
-    temperature = cfg.temperature if spec.temperature is None else spec.temperature
+    swept = {"top_p": top_p} if cfg.sweep else {}
     return {"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
-            "temperature": temperature,
+            "temperature": temperature, **swept,
             "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), "samples": samples}
 
 
@@ -273,13 +324,19 @@ def data_reference(m: Models, cfg: CompareConfig) -> dict | None:
 
 
 def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
-    """Every sampler at every budget; writes results.json, summary.md and plots into `out`."""
-    from ardm.evaluation.report import write_report
+    """Every sampler at every budget (and every point of a sweep); writes results.json, summary.md
+    and plots into `out`, results.json last and atomically (a failed run leaves none)."""
+    from ardm.evaluation.frontier import build_frontier
+    from ardm.evaluation.report import reference_entropy, write_report
 
     specs = [SamplerSpec.parse(s) for s in cfg.samplers]
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ArdmError(f"sampler labels must be unique, got {labels}")
+    fixed_t = [s.label for s in specs if s.temperature is not None]
+    if cfg.temperatures and fixed_t:
+        raise ArdmError("--temperatures sweeps every sampler's temperature; "
+                        f"drop temperature= from {fixed_t}")
     m = _load_models(cfg)
     for s in specs:  # a missing trained gate or an unusable model fails before any sampling
         loaded = m.reference if s.name == "ar" else m.denoiser
@@ -287,7 +344,7 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
     start = time.perf_counter()
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT, "format_version": RESULTS_VERSION, "kind": cfg.kind,
-        "config": dataclasses.asdict(cfg), "git_commit": git_commit(),
+        "config": cfg.as_dict(), "git_commit": git_commit(),
         "checkpoint": {"path": str(m.denoiser.path), **_provenance(m.denoiser)},
         "reference": {"path": str(m.reference.path), **_provenance(m.reference)},
         "tokens_per_sample": m.n, "prompt_tokens": len(m.prompt),
@@ -300,10 +357,15 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
         except ArdmError as e:
             results["skipped"].append({"label": spec.label, "nfe_budget": K, "reason": str(e)})
             continue
-        results["runs"].append(_run(spec, K, m, cfg))
+        for point in tqdm(cfg.points(), desc=f"{spec.label} @ {K}", leave=False,
+                          disable=not progress or not cfg.sweep):
+            results["runs"].append(_run(spec, K, m, cfg, point if cfg.sweep else None))
     if not results["runs"]:
         raise ArdmError("no sampler could run at any of the budgets: " +
                         "; ".join(s["reason"] for s in results["skipped"][:3]))
+    if cfg.sweep:
+        h, source = reference_entropy(results)
+        results["frontier"] = build_frontier(results, h, source, cfg.sweep, cfg.quality_target, cfg.seed)
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

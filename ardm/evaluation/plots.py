@@ -179,11 +179,55 @@ def _time_figure(plt, results: dict, groups: dict):
     return fig
 
 
+def _frontier_figure(plt, results: dict):
+    """Gen-PPL against entropy, one panel per NFE budget, one curve per sampler along the sweep
+    (both 95% intervals), the held-out data's point marked and the band data - 0.3 .. data shaded."""
+    f, data = results["frontier"], results.get("data") or {}
+    budgets = sorted({c["nfe_budget"] for c in f["curves"]})
+    labels = list(dict.fromkeys(c["label"] for c in f["curves"]))
+    fig, axes = plt.subplots(1, len(budgets), figsize=(6.2 * len(budgets), 4.8), squeeze=False, sharey=True)
+    for ax, K in zip(axes[0], budgets, strict=True):
+        for c in (c for c in f["curves"] if c["nfe_budget"] == K):
+            p = c["points"]
+            x, y = [q["entropy"] for q in p], [q["gen_ppl"] for q in p]
+            ax.errorbar(x, y, xerr=_errors(p, "entropy"), yerr=_errors(p, "gen_ppl"), marker="o", ms=4,
+                        capsize=2, color=f"C{labels.index(c['label']) % 10}", label=c["label"])
+            ax.annotate(f"{p[0]['value']:g}", (x[0], y[0]), fontsize=7, alpha=0.7)
+            ax.annotate(f"{p[-1]['value']:g}", (x[-1], y[-1]), fontsize=7, alpha=0.7)
+        h = f["data_entropy"]
+        if h is not None:
+            ax.axvline(h, color="k", ls="--", lw=1)
+            ax.axvspan(h + f["offsets"][0], h, color="green", alpha=0.06, label="data - 0.3 .. data")
+        if "gen_ppl" in data:
+            ax.errorbar([data["entropy"]], [data["gen_ppl"]], xerr=_errors([data], "entropy"),
+                        yerr=_errors([data], "gen_ppl"), marker="*", ms=14, color="k", label="held-out data")
+        ax.set(yscale="log", xlabel="unigram entropy, nats (more diverse ->)", title=f"NFE {K}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("generative perplexity (lower is better)")
+    axes[0][-1].legend(fontsize=7)
+    sweep = "temperature" if f["sweep"] == "temperature" else "top-p"
+    fig.suptitle(f"quality-diversity frontier: the {sweep} sweep per sampler (end values annotated)")
+    return fig
+
+
+def base_runs(results: dict) -> list[dict]:
+    """The runs the per-NFE figures show: all of them, or in a sweep those at the point nearest the
+    run's own temperature / top-p (one per sampler and budget, so the lines stay readable)."""
+    f = results.get("frontier")
+    if not f:
+        return results["runs"]
+    base = results["config"][f["sweep"]]
+    near = min(f["values"], key=lambda v: (abs(v - base), v))
+    return [r for r in results["runs"] if r[f["sweep"]] == near]
+
+
 def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     """The compare report's figures: quality vs NFE (with entropy), the Pareto frontier, overwrites
-    per step, a steps x positions heatmap of revisions, and time per revision."""
+    per step, a steps x positions heatmap of revisions, and time per revision; with a sweep, first
+    the quality-diversity frontier."""
     plt = pyplot()
-    runs = results["runs"]
+    runs = base_runs(results)
+    results = {**results, "runs": runs}
     groups = _by_label(runs)
     top = max(r["nfe_budget"] for r in runs)
     revising = [r for r in runs if r["nfe_budget"] == top and r["overwrites_per_sample"] > 0]
@@ -193,6 +237,8 @@ def plot_compare(results: dict, out: Path, flag=lambda r: False) -> list[Path]:
     if revising:
         figures.append((_heatmap_figure(plt, results, groups, top, revising), "focus_heatmap.png"))
     figures.append((_time_figure(plt, results, groups), "time_per_revision.png"))
+    if results.get("frontier"):
+        figures.insert(0, (_frontier_figure(plt, results), "frontier.png"))
     return [save_figure(fig, out / name) for fig, name in figures]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ardm.core.checkpoint import atomic_write_text
+from ardm.evaluation.frontier import frontier_lines
 from ardm.evaluation.plots import plot_compare
 
 LOW = "low entropy"
@@ -124,8 +125,10 @@ def summary_table(results: dict) -> list[str]:
                     f"| {_ci(data['gen_ppl'], data['gen_ppl_ci'])} "
                     f"| {_ci(data['entropy'], data['entropy_ci'], '.3f')} | {data['distinct_2']:.3f} "
                     "| | | | | |")
-    for r in sorted(results["runs"], key=lambda r: (r["nfe_budget"], r["label"])):
-        flag = f" ({LOW})" if low_entropy(r, results) else ""
+    sweep = (results.get("frontier") or {}).get("sweep")
+    key = {"temperature": "T", "top_p": "top-p"}.get(sweep or "")
+    for r in sorted(results["runs"], key=lambda r: (r["nfe_budget"], r["label"], r[sweep] if sweep else 0)):
+        flag = (f" {key}={r[sweep]:g}" if sweep else "") + (f" ({LOW})" if low_entropy(r, results) else "")
         f = r["focus_thirds"]
         spr = f"{1000 * r['s_per_revision']:.2f}" if r["s_per_revision"] else "-"
         tps = f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-"
@@ -147,12 +150,17 @@ def summary_markdown(results: dict, plots: list[Path]) -> str:
         return f"`{d['path']}` (recipe {d.get('recipe', '?')}{bits})"
 
     data = results.get("data") or {}
+    sweep = results.get("frontier")
+    sampling = (f"temperature {cfg['temperature']}, top-k {cfg['top_k']}, top-p {cfg['top_p']}"
+                if not sweep else
+                f"{'temperatures' if sweep['sweep'] == 'temperature' else 'top-p'} "
+                f"{', '.join(f'{v:g}' for v in sweep['values'])} (every run at each), top-k {cfg['top_k']}"
+                + (f", top-p {cfg['top_p']}" if sweep["sweep"] == "temperature" else ""))
     lines = [f"# ardm {results['kind']}", "",
              f"- Denoiser: {model(ck)}.", f"- Generative-perplexity reference (causal AR): {model(ref)}.",
              f"- {cfg['num']} samples per run, {results['tokens_per_sample']} tokens each after the prompt "
              f"{cfg['prompt']!r}; seeds {cfg['seed']}..{cfg['seed'] + cfg['num'] - 1} (sample j of every "
-             f"run uses seed {cfg['seed']} + j); temperature {cfg['temperature']}, top-k {cfg['top_k']}, "
-             f"top-p {cfg['top_p']}; {results['sampling_dtype']}.",
+             f"run uses seed {cfg['seed']} + j); {sampling}; {results['sampling_dtype']}.",
              "- gen-PPL: exp(mean NLL per token) of the samples under the reference, token-weighted; "
              "entropy: per-sample unigram entropy in nats, averaged; distinct-2: unique / all character "
              "bigrams over the run's samples. Intervals: 95% percentile bootstrap over samples.",
@@ -171,7 +179,9 @@ def summary_markdown(results: dict, plots: list[Path]) -> str:
     for K, r in best_by_budget(results).items():
         lines.append(f"- NFE {K}: " + (f"**{r['label']}** (gen-PPL {_ci(r['gen_ppl'], r['gen_ppl_ci'])}, "
                                         f"entropy {r['entropy']:.3f})" if r else "no eligible run"))
-    gate = gate_statements(results)
+    if sweep:
+        lines += ["", "## Quality-diversity frontier (SPEC §11.4)", "", *frontier_lines(results)]
+    gate = [] if sweep else gate_statements(results)  # one run per spec and budget: a sweep has many
     if gate:
         lines += ["", "## The gate against `fixed` and `l2r`", "", *gate]
         lines += ["", "## Headline: the gate's frontier", "", *headline(results)]

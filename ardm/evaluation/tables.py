@@ -2,6 +2,7 @@
 
     ardm table runs/eval-*.json      # files written by `ardm eval --json`
     ardm table runs/demo/results.json   # a compare / ablate / demo result: its summary table
+    ardm table runs/frontier/results.json   # a sweep's result: the table, then the frontier's reads
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def likelihood_table(paths: list[str]) -> str:
 def table(paths: list[str]) -> str:
     """`ardm table`: a compare result's table, or one likelihood table of eval results."""
     from ardm.evaluation.compare import RESULTS_FORMAT
+    from ardm.evaluation.frontier import frontier_lines
     from ardm.evaluation.report import summary_table
 
     docs = [_read(p) for p in paths]
@@ -45,5 +47,6 @@ def table(paths: list[str]) -> str:
     if compares and len(compares) != len(docs):
         raise ArdmError("give either `ardm eval --json` files or compare results.json files, not both")
     if compares:
-        return "\n\n".join("\n".join(summary_table(d)) for d in compares)
+        return "\n\n".join("\n".join(summary_table(d) + (["", *frontier_lines(d)] if "frontier" in d else []))
+                           for d in compares)
     return likelihood_table(paths)

@@ -40,6 +40,58 @@ def compared(models, tmp_path_factory):
     return run_compare(cfg, out, progress=False), out
 
 
+@pytest.fixture(scope="module")
+def swept(models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    cfg = CompareConfig(checkpoint=str(models[0]), reference=str(models[1]), nfe=[2, 4], num=4, tokens=4,
+                        samplers=["fixed", "gate"], batch_size=4, temperatures=[2.0, 0.5, 1.0, 1.0])
+    return run_compare(cfg, out, progress=False), out
+
+
+def test_a_temperature_sweep_runs_every_spec_at_every_budget_and_temperature(swept, compared):
+    results, out = swept
+    on_disk = json.loads((out / "results.json").read_text())
+    jsonschema.validate(on_disk, schema())
+    assert on_disk["config"]["temperatures"] == [0.5, 1.0, 2.0]  # sorted, duplicates dropped
+    got = sorted((r["label"], r["nfe_budget"], r["temperature"]) for r in results["runs"])
+    assert got == sorted((s, K, T) for s in ("fixed", "gate") for K in (2, 4) for T in (0.5, 1.0, 2.0))
+    f = results["frontier"]
+    assert f["sweep"] == "temperature" and f["data_entropy"] == results["data"]["entropy"]
+    assert {(c["label"], c["nfe_budget"]) for c in f["curves"]} == {(s, K) for s in ("fixed", "gate")
+                                                                     for K in (2, 4)}
+    for c in f["curves"]:
+        assert [p["value"] for p in c["points"]] == [0.5, 1.0, 2.0]
+        assert [r["offset"] for r in c["reads"]] == [-0.3, -0.2, -0.1, 0.0]
+    assert (out / "frontier.png").stat().st_size > 1000
+    assert "## Quality-diversity frontier" in (out / "summary.md").read_text()
+    # a sweep's point is the very run a single-temperature compare makes (same seeds, same samples)
+    one = {(r["label"], r["nfe_budget"]): r for r in compared[0]["runs"]}
+    for r in results["runs"]:
+        if r["temperature"] == 1.0 and r["label"] == "fixed":
+            single = one[("fixed", r["nfe_budget"])]["samples"]
+            assert [s["text"] for s in r["samples"]][:3] == [s["text"] for s in single]
+
+
+def test_without_a_sweep_results_keep_their_old_keys(compared):
+    results, _ = compared
+    assert not {"temperatures", "top_ps", "quality_target"} & set(results["config"])
+    assert "frontier" not in results and all("top_p" not in r for r in results["runs"])
+
+
+def test_a_top_p_sweep_and_the_table_of_a_sweep(models, tmp_path, capsys):
+    den, ar = models
+    assert main(["compare", "--checkpoint", str(den), "--reference", str(ar), "--nfe", "2", "--num", "2",
+                 "--tokens", "3", "--samplers", "fixed", "--top-ps", "0.5,1", "--quality-target", "50",
+                 "--no-progress", "--out", str(tmp_path / "p")]) == 0
+    res = json.loads((tmp_path / "p" / "results.json").read_text())
+    jsonschema.validate(res, schema())
+    assert [r["top_p"] for r in res["runs"]] == [0.5, 1.0] and res["frontier"]["quality_target"] == 50
+    assert "gen-PPL at the data's entropy" in capsys.readouterr().out
+    assert main(["table", str(tmp_path / "p" / "results.json")]) == 0
+    table = capsys.readouterr().out
+    assert "| 2 | fixed top-p=0.5" in table and "gen-PPL at H (data)" in table and "NFE needed" in table
+
+
 def test_results_validate_against_the_schema_and_carry_provenance(compared):
     results, out = compared
     on_disk = json.loads((out / "results.json").read_text())
@@ -153,13 +205,25 @@ def test_cli_compare_ablate_and_table(models, tmp_path, capsys):
     (["--samplers", "fixed", "--tokens", "500"], "exceed the denoiser's context"),
     (["--samplers", "fixed", "--num", "0"], "num must be >= 1"),
     (["--samplers", "fixed,gate-learned", "--nfe", "2", "--tokens", "4"], "no trained gate"),
+    (["--samplers", "fixed", "--temperatures", "0.8,-1"], "--temperatures must all be > 0, got -1"),
+    (["--samplers", "fixed", "--temperatures", "0,1"], "--temperatures must all be > 0, got 0"),
+    (["--samplers", "fixed", "--temperatures", "0.8,hot"], "--temperatures must be comma-separated numbers"),
+    (["--samplers", "fixed", "--temperatures", ""], "no temperatures given"),
+    (["--samplers", "fixed", "--temperatures", " , "], "no temperatures given"),
+    (["--samplers", "fixed", "--temperatures", "nan"], "--temperatures must all be > 0"),
+    (["--samplers", "fixed", "--top-ps", "0.9,1.5"], "--top-ps must all be in (0, 1], got 1.5"),
+    (["--samplers", "fixed", "--top-ps", "0.9", "--temperatures", "1"], "not both"),
+    (["--samplers", "fixed", "--temperatures", "1", "--quality-target", "0"], "quality target"),
+    (["--samplers", "fixed,hot=gate:temperature=1.2", "--temperatures", "1"],
+     "drop temperature= from ['hot']"),
 ])
 def test_cli_compare_bad_input(models, tmp_path, capsys, extra, message):
     den, ar = models
     code = main(["compare", "--checkpoint", str(den), "--reference", str(ar), "--num", "1", "--no-progress",
                  "--out", str(tmp_path / "o"), *extra])
-    assert code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "o" / "results.json").exists()
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("ardm: error: ")
+    assert not (tmp_path / "o").exists()  # nothing written, not even the folder
 
 
 def test_cli_compare_refuses_swapped_models(models, tmp_path, capsys):
@@ -181,6 +245,7 @@ def test_demo_runs_on_the_bundled_checkpoints(tmp_path, capsys):
     assert code == 0 and "| NFE | sampler |" in out and "report:" in out
     res = json.loads((tmp_path / "demo" / "results.json").read_text())
     jsonschema.validate(res, schema())
+    assert "frontier" not in res and "temperatures" not in res["config"]  # the demo's format is unchanged
     labels = {r["label"] for r in res["runs"]}
     assert {"l2r", "fixed", "remdm", "acs", "gate", "gate-learned", "ar"} <= labels
     assert res["checkpoint"]["recipe"] == "shakespeare-char"

@@ -1,0 +1,95 @@
+"""The quality-diversity frontier on synthetic curves: interpolation at an entropy, its bootstrap
+interval, 'not reached' with its side, the needed-NFE read-out and the ranking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ardm.evaluation.frontier import (
+    build_frontier,
+    frontier_lines,
+    needed_nfe,
+    ranking,
+    read_at,
+    read_curve,
+)
+
+
+def test_read_at_interpolates_on_the_first_bracketing_segment():
+    assert read_at([1.0, 2.0, 3.0], [10.0, 20.0, 40.0], 2.5) == (30.0, None)
+    assert read_at([1.0, 2.0], [10.0, 20.0], 1.0) == (10.0, None)  # an end point is reached
+    # sweep order, not entropy order: the polyline 1 -> 3 -> 2 crosses 2.5 first on 1 -> 3
+    assert read_at([1.0, 3.0, 2.0], [0.0, 20.0, 0.0], 2.5) == (15.0, None)
+    assert read_at([1.0, 2.0], [5.0, 6.0], 2.5) == (None, "below")  # too sharp even at the top
+    assert read_at([3.0, 4.0], [5.0, 6.0], 2.5) == (None, "above")
+    assert read_at([2.5], [7.0], 2.5) == (7.0, None) and read_at([], [], 1.0) == (None, "gap")
+
+
+def run(label, K, T, entropies, nll_per_token, tokens=10, sampler="fixed", noise=0.0):
+    """A compare run whose samples have these entropies and a per-token NLL of nll_per_token +- noise
+    (alternating, so its gen-PPL is exp(nll_per_token) exactly for an even number of samples)."""
+    samples = [{"entropy": h, "gen_nll": (nll_per_token + noise * (-1) ** j) * tokens, "gen_tokens": tokens}
+               for j, h in enumerate(entropies)]
+    h = sum(entropies) / len(entropies)
+    return {"label": label, "sampler": sampler, "nfe_budget": K, "temperature": T, "samples": samples,
+            "entropy": h, "entropy_ci": [h - 0.05, h + 0.05], "gen_ppl": math.exp(nll_per_token),
+            "gen_ppl_ci": [math.exp(nll_per_token) * 0.9, math.exp(nll_per_token) * 1.1]}
+
+
+def spread(h, n=40, width=0.1):
+    return [h - width + 2 * width * j / (n - 1) for j in range(n)]
+
+
+def test_read_curve_interpolates_log_ppl_in_entropy_with_an_interval_around_it():
+    runs = [run("a", 8, 0.8, spread(2.0), math.log(10)), run("a", 8, 1.0, spread(3.0), math.log(40))]
+    r = read_curve(runs, 2.5)
+    assert r["reached"] and r["gen_ppl"] == pytest.approx(20.0)  # geometric midpoint of 10 and 40
+    lo, hi = r["gen_ppl_ci"]
+    assert lo < 20.0 < hi and hi / lo < 1.5 and r["reached_share"] == 1.0
+    assert read_curve(runs, 3.5) == {"entropy": 3.5, "reached": False, "side": "below"}
+
+
+def curve(label, K, q, h=3.0, noise=0.0):
+    """A curve whose quality at the data's entropy h is q (two points around h)."""
+    lo, hi = math.log(q) - 0.1, math.log(q) + 0.1
+    return [run(label, K, 0.8, spread(h - 0.1, width=0.01), lo, noise=noise),
+            run(label, K, 1.2, spread(h + 0.1, width=0.01), hi, noise=noise)]
+
+
+def frontier(runs, target=None):
+    return build_frontier({"runs": runs}, 3.0, "held-out data", "temperature", target)
+
+
+def test_needed_nfe_is_the_first_budget_at_or_below_the_target_with_a_log_log_estimate():
+    runs = curve("a", 8, 20.0) + curve("a", 16, 10.0) + curve("a", 32, 5.0) + curve("b", 8, 6.0)
+    f = frontier(runs)
+    assert f["quality_target"] == pytest.approx(6.0)  # best at the smallest budget: b at NFE 8
+    need = {r["label"]: r for r in f["needed_nfe"]}
+    assert need["b"]["nfe"] == 8 and need["a"]["nfe"] == 32
+    # between 16 (10.0) and 32 (5.0), log-linear: 6.0 is reached at 2^(4 + log(10/6)/log 2)
+    assert need["a"]["nfe_estimate"] == pytest.approx(2 ** (4 + math.log(10 / 6) / math.log(2)))
+    rows = {r["label"]: r for r in needed_nfe(f["curves"], 4.0)}
+    assert rows["a"]["nfe"] is None and rows["a"]["budgets_read"] == [8, 16, 32]
+
+
+def test_ranking_orders_by_quality_at_the_data_entropy_and_says_who_never_gets_there():
+    sharp = [run("sharp", 8, t, spread(2.5, width=0.01), 1.0) for t in (0.8, 1.2)]  # entropy below 3.0
+    f = frontier(curve("a", 8, 20.0) + curve("b", 8, 6.0) + sharp)
+    (r,) = f["ranking"]
+    assert r["order"] == ["b", "a"] and r["first_dominates"]  # intervals of 6 and 20 far apart
+    assert r["not_reached"] == {"sharp": "below"}
+    close = ranking(frontier(curve("a", 8, 6.2, noise=1.0) + curve("b", 8, 6.0, noise=1.0))["curves"])
+    assert close[0]["order"] == ["b", "a"] and not close[0]["first_dominates"]
+
+
+def test_frontier_reads_below_the_data_entropy_and_renders():
+    f = frontier(curve("a", 8, 20.0, h=2.8) + curve("b", 8, 6.0))
+    reads = {c["label"]: {r["offset"]: r for r in c["reads"]} for c in f["curves"]}
+    assert reads["a"][-0.2]["reached"] and reads["a"][-0.2]["gen_ppl"] == pytest.approx(20.0, rel=1e-6)
+    assert reads["a"][0.0] == {"offset": 0.0, "entropy": 3.0, "reached": False, "side": "below"}
+    text = "\n".join(frontier_lines({"frontier": f}))
+    assert "| 8 | a | 2.700 -> 2.900 |" in text and "| below |" in text
+    assert "- NFE 8, gen-PPL at the data's entropy: b 6.00." in text
+    assert "a: entropy below it at every point of the sweep" in text
