@@ -311,3 +311,30 @@ def test_an_interrupted_gate_run_resumes_exactly(denoiser, tmp_path, monkeypatch
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ArdmError, match="no gate run in progress"):
         gt.train_gate(denoiser, cfg, out=tmp_path / "none", progress=False, resume=True)
+
+
+def test_the_trained_gate_decides_differently_from_the_prior_only_gate(trained_gate, denoiser):
+    """The learned gate must have learned something: on the same states, its overwrite decisions
+    (same coins) differ from those of the prior-only gate (u = 0), which is what it starts near."""
+    from ardm.core.checkpoint import load_model
+    from ardm.generation.gate.options import GateOptions
+    from ardm.generation.gate.probability import overwrite_probability
+    from ardm.generation.gate.scoring import NoGate
+    from ardm.generation.gate.store import load_gate
+
+    ckpt = read_checkpoint(denoiser)
+    gate, model = load_gate(trained_gate, ckpt), load_model(ckpt)
+    V, K, k = model.cfg.vocab_size, 8, 5
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, V, (16, 16), generator=g)
+    x[torch.rand(16, 16, generator=g) < 0.3] = V
+    with torch.no_grad():
+        logits, hidden = model(x, torch.full((16, 16), 1 - (k - 1) / K))
+        kwargs = dict(x=x, logits=logits, prev_logits=None, hidden=hidden, k=torch.full((16,), k), K=K,
+                      mask_id=V)
+        opts = GateOptions(**gate.options)
+        learned = overwrite_probability(gate.scorer, gate.stats, opts, **kwargs).p
+        prior_only = overwrite_probability(NoGate(), gate.stats, opts, **kwargs).p
+    coin, visible = torch.rand(16, 16, generator=g), x != V
+    differ = ((coin < learned) != (coin < prior_only)) & visible
+    assert differ.float().mean() > 0.02, "the trained gate decides like the prior-only gate"
