@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     b.add_argument("--temperature", type=float, default=1.0)
     b.add_argument("--batch-size", type=int, default=50)
     b.add_argument("--out", required=True)
+    b.add_argument("--puzzles-dir", metavar="DIR",
+                   help="reuse the puzzle sets DIR/puzzles-SET.csv (generated and saved there if absent), "
+                        "so several benches score the same puzzles without regenerating them")
     b.add_argument("--no-progress", action="store_true")
 
 
@@ -118,7 +121,8 @@ def _bench(args) -> int:
                       samplers=[s for s in samplers.split(",") if s.strip()],
                       nfe=int_list(args.nfe),
                       sets=[s.strip() for s in args.sets.split(",") if s.strip()], num=args.num,
-                      seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)
+                      seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
+                      puzzles_dir=args.puzzles_dir)
     results = run_bench(cfg, Path(args.out), progress=not args.no_progress)
     print("\n".join(bench_table(results)))
     print(f"report: {Path(args.out) / 'summary.md'}")

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ardm.core.checkpoint import Loaded, atomic_write_text, git_commit, load
-from ardm.data.sudoku_puzzles import format_grid, make_puzzles, write_puzzles
+from ardm.data.sudoku_puzzles import format_grid, make_puzzles, read_puzzles, write_puzzles
 from ardm.errors import ArdmError
 from ardm.evaluation.compare import CALIBRATION_SEED_OFFSET, SamplerSpec
 from ardm.generation.gate.calibration import calibrate
@@ -34,6 +34,8 @@ from ardm.tasks.sudoku.solving import Codec, selectivity_counts, selectivity_rat
 DIFFICULTY = {"easy": (36, 45), "medium": (27, 35), "hard": (20, 25)}
 DEFAULT_SAMPLERS = "l2r,mdlm,llada,remdm,acs,edit,gate,gate:fill=schedule"
 CALIBRATION_NUM = 32  # puzzles of the set that calibrate the linear gate (label-free: givens only)
+# hard puzzles are also reported by number of givens: 20-21 are much harder than 24-25
+GIVENS_STRATA = ((20, 21), (22, 23), (24, 25))
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -58,6 +60,7 @@ class BenchConfig:
     seed: int = 0
     temperature: float = 1.0
     batch_size: int = 50
+    puzzles_dir: str | None = None  # reuse DIR/puzzles-SET.csv (written there on first use)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.sets if s not in DIFFICULTY]
@@ -90,6 +93,38 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
     return records, selectivity_rates(counts) if trace else None
 
 
+def givens_strata(records: list[dict], pairs) -> list[dict[str, Any]]:
+    """The solve summary per band of givens (GIVENS_STRATA) among these puzzles; empty bands left out."""
+    givens = [sum(1 for v in p if v) for p, _ in pairs]
+    out = []
+    for lo, hi in GIVENS_STRATA:
+        band = [r for r, g in zip(records, givens, strict=True) if lo <= g <= hi]
+        if band:
+            out.append({"givens": [lo, hi], **solve_summary(band)})
+    return out
+
+
+def puzzle_set(name: str, cfg: BenchConfig, out: Path):
+    """The `name` set: read from cfg.puzzles_dir when it holds one of at least cfg.num puzzles, else
+    generated deterministically (and saved there for the next bench); always copied beside results."""
+    shared = Path(cfg.puzzles_dir) / f"puzzles-{name}.csv" if cfg.puzzles_dir else None
+    pairs = None
+    if shared is not None and shared.exists():
+        entries, errors = read_puzzles(shared)
+        if errors or any(e.solution is None for e in entries):
+            raise ArdmError(f"{shared}: not a puzzle set written by the bench (bad lines or no solutions)")
+        if len(entries) >= cfg.num:
+            pairs = [(e.puzzle, e.solution) for e in entries[:cfg.num]]
+    if pairs is None:
+        set_seed = cfg.seed + 7919 * (1 + list(DIFFICULTY).index(name))  # each set its own puzzles
+        pairs = make_puzzles(cfg.num, DIFFICULTY[name], seed=set_seed)
+        if shared is not None:
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            write_puzzles(shared, pairs)
+    write_puzzles(out / f"puzzles-{name}.csv", pairs)
+    return pairs
+
+
 def solve_summary(records: list[dict]) -> dict[str, Any]:
     k, n = sum(r["solved"] for r in records), len(records)
     return {"solve_rate": k / n, "solve_rate_ci": list(wilson(k, n)), "solved": k, "puzzles": n,
@@ -105,12 +140,7 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
     if ar is not None and not ar.model.cfg.causal:
         raise ArdmError(f"--ar {cfg.ar_checkpoint} is not a causal model")
     specs = [SamplerSpec.parse(s) for s in cfg.samplers] + ([SamplerSpec.parse("ar")] if ar else [])
-    sets = {}
-    for name in cfg.sets:
-        set_seed = cfg.seed + 7919 * (1 + list(DIFFICULTY).index(name))  # each set its own puzzles
-        pairs = make_puzzles(cfg.num, DIFFICULTY[name], seed=set_seed)
-        write_puzzles(out / f"puzzles-{name}.csv", pairs)
-        sets[name] = pairs
+    sets = {name: puzzle_set(name, cfg, out) for name in cfg.sets}
     results: dict[str, Any] = {"format": "ardm-sudoku-bench", "config": dataclasses.asdict(cfg),
                                "git_commit": git_commit(), "difficulty_givens": DIFFICULTY,
                                "checkpoint": {"path": str(den.path), "recipe": den.config.recipe},
@@ -127,7 +157,8 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
         t0 = time.perf_counter()
         records, sel = attempt_all(loaded, spec, sets[name], K, cfg, trace=spec.name != "ar")
         results["runs"].append({"label": spec.label, "sampler": spec.name, "set": name, "nfe_budget": K,
-                                **solve_summary(records), "selectivity": sel,
+                                **solve_summary(records), "by_givens": givens_strata(records, sets[name]),
+                                "selectivity": sel,
                                 "wall_time_s": round(time.perf_counter() - t0, 2), "attempts": records})
         # written after every run, so a long bench that is stopped keeps what it measured
         atomic_write_text(out / "results.partial.json", json.dumps(results, indent=1))

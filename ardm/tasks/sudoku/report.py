@@ -33,6 +33,25 @@ def bench_table(results: dict) -> list[str]:
     return rows
 
 
+def strata_table(results: dict) -> list[str]:
+    """Solve rate per band of givens (hard sets), one row per run that has them."""
+    rows = ["| set | NFE budget | sampler | " + " | ".join(
+        f"{lo}-{hi} givens" for lo, hi in _bands(results)) + " |"]
+    rows.append("|---|---|---|" + "---|" * len(_bands(results)))
+    for r in results["runs"]:
+        if not r.get("by_givens") or len(r["by_givens"]) < 2:
+            continue
+        cells = {tuple(b["givens"]): b for b in r["by_givens"]}
+        row = [f"{100 * cells[b]['solve_rate']:.0f}% ({cells[b]['solved']}/{cells[b]['puzzles']})"
+               if b in cells else "-" for b in _bands(results)]
+        rows.append(f"| {r['set']} | {r['nfe_budget']} | {r['label']} | " + " | ".join(row) + " |")
+    return rows if len(rows) > 2 else []
+
+
+def _bands(results: dict) -> list[tuple[int, int]]:
+    return sorted({tuple(b["givens"]) for r in results["runs"] for b in r.get("by_givens") or []})
+
+
 def plot_solve_rate(results: dict, out_png: Path) -> Path:
     plt = pyplot()
     sets = list(dict.fromkeys(r["set"] for r in results["runs"]))
@@ -74,6 +93,9 @@ def write_bench_report(results: dict, out: Path) -> None:
              "(digit -> MASK, e.g. remdm): the share that removed a wrong digit, and the share in conflict.",
              f"- git commit {results['git_commit']}; wall time {results['wall_time_s']} s.", "",
              *bench_table(results), ""]
+    strata = strata_table(results)
+    if strata:
+        lines += ["Solve rate by number of givens:", "", *strata, ""]
     if results["skipped"]:
         lines += ["Not run: " + "; ".join(f"{s['label']} at NFE {s['nfe_budget']} ({s['set']})"
                                           for s in results["skipped"][:12]), ""]

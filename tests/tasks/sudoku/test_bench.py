@@ -1,0 +1,48 @@
+"""ardm.tasks.sudoku.bench: puzzle sets reused from --puzzles-dir, and hard puzzles reported by their
+number of givens."""
+
+from __future__ import annotations
+
+import pytest
+
+from ardm.data.sudoku_puzzles import make_puzzles, read_puzzles, write_puzzles
+from ardm.errors import ArdmError
+from ardm.tasks.sudoku.bench import BenchConfig, givens_strata, puzzle_set
+from ardm.tasks.sudoku.report import strata_table
+
+
+def test_a_puzzles_dir_is_filled_once_and_then_reused(tmp_path):
+    shared, cfg = tmp_path / "sets", BenchConfig(checkpoint="x", num=2, puzzles_dir=str(tmp_path / "sets"))
+    first = puzzle_set("easy", cfg, tmp_path)
+    assert (shared / "puzzles-easy.csv").exists() and (tmp_path / "puzzles-easy.csv").exists()
+    planted = make_puzzles(3, 40, seed=99)  # another set in the folder: read it, do not regenerate
+    write_puzzles(shared / "puzzles-easy.csv", planted)
+    (tmp_path / "run2").mkdir()
+    again = puzzle_set("easy", cfg, tmp_path / "run2")
+    assert [list(p) for p, _ in again] == [list(p) for p, _ in planted[:2]] != [list(p) for p, _ in first]
+    entries, _ = read_puzzles(tmp_path / "run2" / "puzzles-easy.csv")  # copied beside the results
+    assert [list(e.puzzle) for e in entries] == [list(p) for p, _ in planted[:2]]
+
+
+def test_a_puzzles_dir_with_too_few_puzzles_is_regenerated_and_a_bad_file_refused(tmp_path):
+    cfg = BenchConfig(checkpoint="x", num=3, puzzles_dir=str(tmp_path))
+    write_puzzles(tmp_path / "puzzles-easy.csv", make_puzzles(1, 40, seed=1))
+    (tmp_path / "o").mkdir()
+    assert len(puzzle_set("easy", cfg, tmp_path / "o")) == 3
+    (tmp_path / "puzzles-easy.csv").write_text("puzzle,solution\n123,456\n")
+    with pytest.raises(ArdmError, match="not a puzzle set"):
+        puzzle_set("easy", cfg, tmp_path / "o")
+
+
+def test_hard_results_are_stratified_by_givens():
+    def grid(givens: int) -> list[int]:
+        return [1] * givens + [0] * (81 - givens)
+
+    pairs = [(grid(g), grid(81)) for g in (20, 21, 22, 25, 25)]
+    records = [{"solved": s, "violations": 0, "nfe": 81} for s in (False, True, True, True, False)]
+    bands = givens_strata(records, pairs)
+    assert [(b["givens"], b["solved"], b["puzzles"]) for b in bands] == [
+        ([20, 21], 1, 2), ([22, 23], 1, 1), ([24, 25], 1, 2)]
+    table = strata_table({"runs": [{"set": "hard", "nfe_budget": 81, "label": "gate", "by_givens": bands}]})
+    assert table[0].startswith("| set | NFE budget | sampler | 20-21 givens")
+    assert table[-1] == "| hard | 81 | gate | 50% (1/2) | 100% (1/1) | 50% (1/2) |"
