@@ -289,6 +289,21 @@ def _mean_ragged(lists: list[list[float]], w: np.ndarray) -> list[float]:
     return np.average(a, axis=0, weights=w).tolist()
 
 
+def heldout_windows(text: str, prompt: str, n: int, num: int, tok) -> list[str]:
+    """Up to `num` non-overlapping windows of exactly n tokens of `text`, each starting right after
+    an occurrence of `prompt` (so they are scored exactly like samples that follow the prompt)."""
+    starts, i = [], 0
+    while len(starts) < num:
+        i = text.find(prompt, i) if prompt else i
+        if i < 0:
+            break
+        i += len(prompt)
+        starts.append(i)
+        i += n * 4  # non-overlapping
+    ids = [tok.encode(text[s: s + n * 16])[:n] for s in starts]
+    return [tok.decode(w) for w in ids if len(w) == n]
+
+
 def data_reference(m: Models, cfg: CompareConfig) -> dict | None:
     """The same statistics on real held-out text: cfg.num windows of n tokens that each start after
     the prompt text (so they are scored exactly like samples), from the end of the validation split."""
@@ -298,20 +313,8 @@ def data_reference(m: Models, cfg: CompareConfig) -> dict | None:
         corpus = load_corpus_like(m.denoiser.config.data, cfg.data)
     except ArdmError as e:
         return {"skipped": str(e)}
-    tok, text = m.denoiser.tokenizer, corpus.val
-    starts, i = [], 0
-    while len(starts) < cfg.num:
-        i = text.find(cfg.prompt, i) if cfg.prompt else i
-        if i < 0:
-            break
-        i += len(cfg.prompt)
-        starts.append(i)
-        i += m.n * 4  # non-overlapping
-    windows = []
-    for s in starts:
-        ids = tok.encode(text[s: s + m.n * 16])[: m.n]
-        if len(ids) == m.n:
-            windows.append(tok.decode(ids))
+    tok = m.denoiser.tokenizer
+    windows = heldout_windows(corpus.val, cfg.prompt, m.n, cfg.num, tok)
     if not windows:
         return {"skipped": f"no held-out window of {m.n} tokens after {cfg.prompt!r} in {corpus.source}"}
     nll = generative_nll(m.reference.model, m.reference.tokenizer, windows, cfg.prompt,

@@ -40,6 +40,7 @@ def table(paths: list[str]) -> str:
     """`ardm table`: a compare result's table, or one likelihood table of eval results."""
     from ardm.evaluation.compare import RESULTS_FORMAT
     from ardm.evaluation.frontier import frontier_lines
+    from ardm.evaluation.judge import judge_lines
     from ardm.evaluation.report import summary_table
 
     docs = [_read(p) for p in paths]
@@ -47,6 +48,6 @@ def table(paths: list[str]) -> str:
     if compares and len(compares) != len(docs):
         raise ArdmError("give either `ardm eval --json` files or compare results.json files, not both")
     if compares:
-        return "\n\n".join("\n".join(summary_table(d) + (["", *frontier_lines(d)] if "frontier" in d else []))
-                           for d in compares)
+        return "\n\n".join("\n".join(summary_table(d) + (["", *frontier_lines(d)] if "frontier" in d else [])
+                                     + (["", *judge_lines(d)] if "judge" in d else [])) for d in compares)
     return likelihood_table(paths)
