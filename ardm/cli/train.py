@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--init-from", metavar="CKPT",
                    help="start from this checkpoint's weights (fine-tuning: same model config and "
                         "tokenizer; optimizer, LR schedule and step count start afresh)")
+    p.add_argument("--init-from-ar", metavar="CKPT",
+                   help="start a diffusion denoiser from a causal checkpoint of the same shape "
+                        "(AR-to-diffusion adaptation, SPEC §11.5; train.init_from_ar)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
     p.add_argument("--batch-size", type=int, help="sequences per step per process (train.batch_size)")
@@ -55,8 +58,8 @@ def run(args) -> int:
         if args.max_steps < 1:
             raise ArdmError(f"--max-steps must be >= 1, got {args.max_steps}")
         sets += [f"train.max_steps={args.max_steps}", "train.max_minutes=0"]
-    for flag, key in (("seed", "train.seed"), ("device", "train.device"),
-                      ("batch_size", "train.batch_size"), ("lr", "train.lr")):
+    for flag, key in (("init_from_ar", "train.init_from_ar"), ("seed", "train.seed"),
+                      ("device", "train.device"), ("batch_size", "train.batch_size"), ("lr", "train.lr")):
         if getattr(args, flag) is not None:
             sets.append(f"{key}={getattr(args, flag)}")
     cfg = apply_overrides(cfg, sets)

@@ -42,6 +42,7 @@ class ModelConfig:
     attention: str = "bidirectional"  # "bidirectional" (denoiser) | "causal" (AR reference)
     time_conditioning: str = "per_token"  # "per_token" | "none" (time-agnostic, SPEC §1)
     abs_pos: bool = False  # add a learned absolute position embedding to RoPE (fixed layouts: Sudoku)
+    shift: bool = False  # logits of position i read at hidden state i - 1 (AR-adapted denoisers, §11.5)
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"model.vocab_size must be >= 0, got {self.vocab_size}")
@@ -114,6 +115,7 @@ class NoiseConfig:
     hybrid_lambda: float = 1.0  # epsilon-hybrid: weight of the visible-token loss terms
     gamma: float = 0.01  # gamma-hybrid: uniform share of the CTMC rate (SPEC §2.4, HDLM default)
     t_min: float = 1e-3  # smallest continuous noise level drawn in training (SPEC §2.1, t_eps)
+    mask_weight: str = "1/t"  # absorbing: "1/t" (MDLM) | "count" (L/#masked per row, lower variance)
 
     def __post_init__(self) -> None:
         _check(self.kind in NOISE_KINDS, f"noise.kind must be one of {NOISE_KINDS}, got {self.kind!r}")
@@ -121,6 +123,8 @@ class NoiseConfig:
         _check(self.hybrid_lambda >= 0.0, f"noise.hybrid_lambda must be >= 0, got {self.hybrid_lambda}")
         _check(0.0 < self.gamma < 1.0, f"noise.gamma must be in (0, 1), got {self.gamma}")
         _check(0.0 < self.t_min < 0.5, f"noise.t_min must be in (0, 0.5), got {self.t_min}")
+        _check(self.mask_weight in ("1/t", "count"),
+               f"noise.mask_weight must be '1/t' or 'count', got {self.mask_weight!r}")
 
 
 @dataclass
@@ -167,6 +171,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     bf16: bool = False  # autocast to bfloat16 on CUDA devices (ignored on CPU: no fast path there)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
+    init_from_ar: str = ""  # causal checkpoint the denoiser starts from (SPEC §11.5; new runs only)
+    attn_anneal_steps: int = 0  # with init_from_ar: causal -> bidirectional attention over these steps
 
     def __post_init__(self) -> None:
         _check(self.objective in OBJECTIVE_NAMES,
@@ -183,6 +189,8 @@ class TrainConfig:
         _check(0.0 < self.beta2 < 1.0, f"train.beta2 must be in (0, 1), got {self.beta2}")
         _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
         _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _check(self.attn_anneal_steps >= 0,
+               f"train.attn_anneal_steps must be >= 0, got {self.attn_anneal_steps}")
 
 
 @dataclass

@@ -9,6 +9,9 @@ f(z, t_vec) -> (logits [B, L, V], hidden [B, L, d]).
   -inf by construction ("zero masking probability", MDLM SUBS).
 - attention="causal" gives the autoregressive reference model; "bidirectional" the denoiser.
 - `pad_mask` [B, L] (True = real token) keeps padded keys out of attention.
+- AR-to-diffusion adaptation (ardm/training/adaptation.py, SPEC §11.5): `cfg.shift` reads position
+  i's logits at hidden state i - 1 (position 0 at its own); `attn_allow` [L, L] (set by the training
+  loop while it anneals causal -> bidirectional attention, else None) restricts attention.
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class TransformerDenoiser(nn.Module):
         cos, sin = rope_tables(cfg.d_model // cfg.n_head, cfg.max_len)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
             if name.endswith("proj.weight"):
@@ -156,13 +160,16 @@ class TransformerDenoiser(nn.Module):
             t = t[:, None].expand(B, L) if t.dim() == 1 else t
             x = x + self.time_mlp(timestep_embedding(t, self.cfg.d_model)).to(x.dtype)
         causal = self.cfg.causal
-        attn_mask = None
+        attn_mask = None if self.attn_allow is None else self.attn_allow[:L, :L]
         if pad_mask is not None:
-            attn_mask = pad_mask[:, None, None, :].to(torch.bool)  # [B, 1, 1, L] keys
+            keys = pad_mask[:, None, None, :].to(torch.bool)  # [B, 1, 1, L] keys
+            attn_mask = keys if attn_mask is None else keys & attn_mask
             if causal:
                 attn_mask = attn_mask & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
         cos, sin = self.rope_cos[:L], self.rope_sin[:L]
         for block in self.blocks:
             x = block(x, cos, sin, attn_mask, causal and attn_mask is None)
         h = self.ln_f(x)
+        if self.cfg.shift:  # logits of position i from state i - 1, as the AR model read them (§11.5)
+            h = torch.cat([h[:, :1], h[:, :-1]], dim=1)
         return self.head(h).float(), h

@@ -93,6 +93,10 @@ class AbsorbingNoise(NoiseProcess):
 
     name = "absorbing"
 
+    @classmethod
+    def from_config(cls, cfg: NoiseConfig, vocab_size: int) -> NoiseProcess:
+        return (CountNormalizedAbsorbing if cfg.mask_weight == "count" else AbsorbingNoise)(vocab_size)
+
     def corrupt(self, x, t, generator=None):
         masked = (_rand(x.shape, generator, x.device) < t) & (t > 0)
         z = torch.where(masked, torch.full_like(x, self.mask_id), x)
@@ -105,6 +109,22 @@ class AbsorbingNoise(NoiseProcess):
     def token_weights(self, c, t):
         # NELBO weight w(t) = 1/t on masked positions; visible tokens are copied (SUBS), weight 0.
         return torch.where(c.masked, 1.0 / t.clamp_min(1e-12), torch.zeros_like(t))
+
+
+class CountNormalizedAbsorbing(AbsorbingNoise):
+    """Absorbing noise whose masked positions are weighted L_active / m per row instead of 1/t
+    (`noise.mask_weight=count`; training only, evaluation keeps the exact NELBO).
+
+    MDLM's per-sequence estimate (1/t) sum_{i masked} CE_i carries the Binomial(L, t) noise of the
+    masked count times 1/t (at t = 0.02, L = 256 the count alone has a 44% relative spread). With
+    m = #masked, (L/m) sum_{i masked} CE_i estimates the same integral without it: it is the
+    order-agnostic weight D/m (SPEC §4.1) on i.i.d. masking. With t ~ U[0, 1] the two objectives
+    differ by the constant L/(L + 1) (same gradient direction; m = 0 contributes 0)."""
+
+    def token_weights(self, c, t):
+        active = (t > 0).sum(1, keepdim=True).float()  # positions that are not settled context
+        count = c.masked.sum(1, keepdim=True).clamp_min(1).float()
+        return torch.where(c.masked, active / count, torch.zeros_like(t))
 
 
 @NOISE_PROCESSES.register("uniform")

@@ -32,6 +32,7 @@ from ardm.core.config import RunConfig, TrainConfig
 from ardm.core.runtime import MetricsLog, resolve_device
 from ardm.errors import ArdmError
 from ardm.evaluation.likelihood import LN2, absorbing_nelbo
+from ardm.training.adaptation import set_annealed_attention
 from ardm.training.distributed import Distributed, param_digest
 from ardm.training.run import Run, agree_on_run_dir, restore, save, setup
 
@@ -82,6 +83,8 @@ def train_step(run: Run, net: torch.nn.Module, lr: float, autocast) -> tuple[flo
     tc = run.cfg.train
     for g in run.opt.param_groups:
         g["lr"] = lr
+    if tc.attn_anneal_steps:  # adaptation: causal -> bidirectional attention (SPEC §11.5)
+        set_annealed_attention(run.model, run.step, tc.attn_anneal_steps, run.objective.example_len, tc.seed)
     loss_sum, stats = 0.0, {}
     for micro in range(tc.grad_accum):
         x, given = run.sampler.batch_with_clean(tc.batch_size, run.objective.example_len)

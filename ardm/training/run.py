@@ -34,6 +34,7 @@ from ardm.data.corpus import Corpus
 from ardm.data.sources import load_corpus
 from ardm.data.tokens import BlockSampler, encode, train_tokenizer
 from ardm.errors import ArdmError
+from ardm.training.adaptation import load_ar_weights
 from ardm.training.distributed import Distributed
 
 # Changing these on --resume does not change what is being trained, only how long or how it is logged.
@@ -197,8 +198,16 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
 def restore(run: Run, state: dict | None, init_from: str | os.PathLike | None) -> None:
     """Continue from a saved training state (exactly), or start from another checkpoint's weights."""
     run.init_meta = None if state is None else state.get("init_from")  # a resumed run keeps its origin
+    tc = run.cfg.train
     if init_from is not None and state is None:
+        if tc.init_from_ar:
+            raise ArdmError("--init-from and --init-from-ar exclude each other: start from one checkpoint")
         run.init_meta = init_weights(init_from, run)
+    if tc.init_from_ar and state is None:  # AR-to-diffusion adaptation, SPEC §11.5
+        if run.cfg.model.causal:
+            raise ArdmError("train.init_from_ar adapts a causal checkpoint into a diffusion denoiser; "
+                            "this run's objective is causal")
+        run.init_meta = load_ar_weights(tc.init_from_ar, run.cfg, run.tokenizer, run.model, run.ema)
     if state is not None:
         rank = run.ddp.rank
         run.model.load_state_dict(state["model"])
