@@ -77,7 +77,7 @@ def run(args) -> int:
 def _solve(args) -> int:
     from ardm.core.checkpoint import load
     from ardm.data.sudoku_puzzles import read_puzzles
-    from ardm.evaluation.compare import SamplerSpec
+    from ardm.generation.specs import SamplerSpec
     from ardm.tasks.sudoku.bench import BenchConfig, attempt_all, solve_summary
 
     if args.nfe < 1 or args.batch_size < 1:

@@ -5,13 +5,9 @@ every sampler. Quality is the generative perplexity of the samples under a causa
 trained by our `-ar` recipes, always beside the samples' unigram entropy and distinct-n, so that a
 sampler cannot win by repeating itself. Revisions come from each run's trace (ardm.evaluation.metrics).
 
-A sampler spec is `NAME[:KEY=VALUE...]`, optionally labelled `LABEL=SPEC`:
-    fixed   remdm:strategy=loop   gate   gate-learned   no-entropy=gate:b_h=0   gate:temperature=1.2
-(`temperature=` overrides the shared temperature for that run: for entropy-matched comparisons,
-reported as such.)
-`gate` is the linear gate (normalisation statistics from a calibration run at the same budget,
-SPEC §6.8); `gate-learned` the trained gate beside the checkpoint (or `gate-learned:path=DIR`).
-`ar` runs true AR decoding on the reference model itself (the causal baseline at NFE = n).
+Samplers are named by specs (`ardm.generation.specs`: `NAME[:KEY=VALUE...]`, optionally labelled
+`LABEL=SPEC`; `gate` is calibrated at each budget, SPEC §6.8). `ar` runs true AR decoding on the
+reference model itself (the causal baseline at NFE = n).
 """
 
 from __future__ import annotations
@@ -41,61 +37,13 @@ from ardm.evaluation.metrics import (
     unigram_entropy,
 )
 from ardm.generation.gate.calibration import calibrate
-from ardm.generation.gate.store import gate_sampler
 from ardm.generation.loop import generate
-from ardm.generation.registry import SAMPLERS, Sampler, make_sampler, parse_options
+from ardm.generation.registry import SAMPLERS, Sampler
+from ardm.generation.specs import CALIBRATION_SEED_OFFSET, SamplerSpec
 
-ALIASES = {"gate": ("gate", ["gate=linear"]), "gate-linear": ("gate", ["gate=linear"]),
-           "gate-learned": ("gate", ["gate=learned"])}
 RESULTS_FORMAT = "ardm-compare"
 RESULTS_VERSION = 1
 DISTINCT_N = (1, 2, 3)
-CALIBRATION_SEED_OFFSET = 1_000_000  # calibration draws never reuse the evaluation seeds
-
-
-@dataclass
-class SamplerSpec:
-    label: str
-    name: str
-    options: dict[str, Any]  # typed sampler options (parse_options)
-    gate_path: str | None = None  # gate-learned:path=DIR
-    temperature: float | None = None  # NAME:temperature=T overrides the run's temperature (entropy matching)
-
-    @classmethod
-    def parse(cls, text: str) -> SamplerSpec:
-        text = text.strip()
-        head = text.split("=", 1)[0]
-        label, spec = (head, text.split("=", 1)[1]) if "=" in text and ":" not in head else (text, text)
-        name, *pairs = spec.split(":")
-        if name in ALIASES:
-            name, pairs = ALIASES[name][0], ALIASES[name][1] + pairs
-        own = {k: v for k, _, v in (p.partition("=") for p in pairs) if k in ("path", "temperature")}
-        pairs = [p for p in pairs if p.partition("=")[0] not in own]
-        if not label or not name:
-            raise ArdmError(f"sampler spec {text!r} is empty")
-        try:
-            temperature = float(own["temperature"]) if "temperature" in own else None
-        except ValueError:
-            raise ArdmError(f"sampler spec {text!r}: temperature must be a number") from None
-        return cls(label, name, parse_options(name, pairs), own.get("path"), temperature)
-
-    def build(self, checkpoint, device: str = "cpu", stats=None) -> Sampler:
-        """The sampler this spec names. A trained gate (gate-learned) is loaded from beside
-        `checkpoint` (or from path=); `stats` are the calibrated normalisation statistics a
-        `calibrated` linear gate runs with (SPEC §6.8)."""
-        if self.name == "gate" and self.options.get("gate") not in ("linear", "none"):
-            sampler, _ = gate_sampler(checkpoint, dict(self.options), self.gate_path, device)
-        else:
-            sampler = make_sampler(self.name, **self.options)
-        if self.calibrated and stats is not None:
-            sampler.stats = stats
-        return sampler
-
-    @property
-    def calibrated(self) -> bool:
-        """A linear gate without its own statistics file: calibrate at each budget (SPEC §6.8)."""
-        o = self.options
-        return self.name == "gate" and o.get("gate") == "linear" and not o.get("stats_file")
 
 
 @dataclass

@@ -23,9 +23,9 @@ from tqdm import tqdm
 from ardm.core.checkpoint import Loaded, atomic_write_text, git_commit, load
 from ardm.data.sudoku_puzzles import format_grid, make_puzzles, read_puzzles, write_puzzles
 from ardm.errors import ArdmError
-from ardm.evaluation.compare import CALIBRATION_SEED_OFFSET, SamplerSpec
 from ardm.generation.gate.calibration import calibrate
 from ardm.generation.registry import SAMPLERS
+from ardm.generation.specs import CALIBRATION_SEED_OFFSET, SamplerSpec
 from ardm.tasks.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
 
 # Number of givens per difficulty. Issue 6 names easy = 36-45 and hard = 17-25; our generator's

@@ -301,7 +301,7 @@ def test_eval_scores_whole_records(tiny_sudoku, capsys, recipe):
 def test_selectivity_counts_add_up_across_batches(tiny_sudoku, pairs):
     """The bench sums per-batch counts: batches of 1 give the same totals and rates as one batch."""
     from ardm.core.checkpoint import load
-    from ardm.evaluation.compare import SamplerSpec
+    from ardm.generation.specs import SamplerSpec
     from ardm.tasks.sudoku.bench import BenchConfig, attempt_all
 
     loaded = load(tiny_sudoku / "sudoku")
