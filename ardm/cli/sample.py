@@ -73,6 +73,8 @@ def run(args) -> int:
     from ardm.generation.loop import generate
     from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
 
+    if args.trace and not Path(args.trace).parent.is_dir():
+        raise ArdmError(f"--trace {args.trace}: folder {Path(args.trace).parent} does not exist")
     explicit = parse_options(args.sampler, args.set)
     if args.sampler != "gate":
         if args.gate:

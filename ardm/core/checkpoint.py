@@ -120,7 +120,9 @@ def write_checkpoint(folder: Path, cfg: RunConfig, weights: dict[str, torch.Tens
     """Write a complete checkpoint folder atomically (temporary sibling, then rename)."""
     with atomic_folder(folder) as tmp:
         tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in weights.items()}
-        save_file(tensors, tmp / MODEL_FILE, metadata={"format": "pt", "ardm_format": str(FORMAT_VERSION)})
+        # ONE metadata key: safetensors writes metadata in hash-map order, random per process, so two
+        # keys made equal weights into files with different bytes (and sha256; issue 16)
+        save_file(tensors, tmp / MODEL_FILE, metadata={"format": "pt"})
         (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
         if training_state is not None:
             torch.save(training_state, tmp / STATE_FILE)

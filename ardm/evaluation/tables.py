@@ -18,6 +18,10 @@ def _read(path: str) -> dict:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArdmError(f"result file not found: {path}") from None
+    except IsADirectoryError:
+        raise ArdmError(f"result file {path} is a folder (give its results.json)") from None
+    except UnicodeDecodeError as e:
+        raise ArdmError(f"result file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise ArdmError(f"result file {path} is not valid JSON ({e})") from None
 

@@ -135,3 +135,17 @@ def test_eval_refuses_uniform_noise_models(capsys, tmp_path):
     assert code == 0, err
     code, _, err = run(capsys, "eval", "--checkpoint", str(run_dir))
     assert_clear_error(code, err, "uniform-noise model")
+
+
+def test_a_trace_into_a_missing_folder_and_a_non_utf8_table_give_one_line(capsys, tmp_path):
+    """Both ended in a traceback once (issue 16); now one `ardm: error:` line each, exit 2."""
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"caf\xe9": 1}')
+    assert main(["table", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ardm: error:") and "not UTF-8" in err and err.count("\n") == 1
+    trace = tmp_path / "does" / "not" / "exist" / "t.json"
+    assert main(["sample", "--checkpoint", "checkpoints/shakespeare-char", "--sampler", "mdlm",
+                 "--steps", "2", "--length", "4", "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ardm: error: --trace") and "does not exist" in err and err.count("\n") == 1

@@ -134,3 +134,18 @@ def test_fp16_export_halves_the_size_and_keeps_the_outputs(run_dir, tmp_path):
     a, _ = src.model(x, t)
     b, _ = exp.model(x, t)
     assert torch.allclose(a, b, atol=5e-2)
+
+
+def test_equal_weights_give_byte_identical_files_in_every_process(run_dir, tmp_path):
+    """Exports of one checkpoint from separate processes are byte-identical (issue 16: metadata
+    written in a per-process hash order once gave equal weights different sha256 values)."""
+    import subprocess
+    import sys
+
+    digests = set()
+    for i in range(4):  # hash order is random per process: 4 processes all agreeing is no accident
+        out = tmp_path / f"e{i}"
+        subprocess.run([sys.executable, "-m", "ardm.cli", "export", "--checkpoint", str(run_dir), "--out",
+                        str(out), "--fp16"], check=True, capture_output=True)
+        digests.add(json.loads((out / "config.json").read_text())["files"]["model.safetensors"]["sha256"])
+    assert len(digests) == 1
