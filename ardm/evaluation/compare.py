@@ -301,6 +301,8 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
         "tokens_per_sample": m.n, "prompt_tokens": len(m.prompt),
         "seeds": [cfg.seed + j for j in range(cfg.num)], "sampling_dtype": "float64 Gumbel-max (SPEC §6.11)",
         "data": data_reference(m, cfg), "runs": [], "skipped": []}
+    out = Path(out)
+    done = _resume(out / PARTIAL, results)
     jobs = [(s, K) for K in cfg.nfe for s in specs]
     for spec, K in tqdm(jobs, desc=cfg.kind, disable=not progress):
         try:  # l2r / ar need K = n exactly: skipped (and said so) at other budgets
@@ -310,7 +312,11 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
             continue
         for point in tqdm(cfg.points(), desc=f"{spec.label} @ {K}", leave=False,
                           disable=not progress or not cfg.sweep):
-            results["runs"].append(_run(spec, K, m, cfg, point if cfg.sweep else None))
+            key = json.dumps([spec.label, K, *(point or ())])
+            if key not in done:
+                done[key] = _run(spec, K, m, cfg, point if cfg.sweep else None)
+                _save_partial(out / PARTIAL, results, key, done[key])
+            results["runs"].append(done[key])
     if not results["runs"]:
         raise ArdmError("no sampler could run at any of the budgets: " +
                         "; ".join(s["reason"] for s in results["skipped"][:3]))
@@ -318,11 +324,47 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
         h, source = reference_entropy(results)
         results["frontier"] = build_frontier(results, h, source, cfg.sweep, cfg.quality_target, cfg.seed)
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_report(results, out)
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    (out / PARTIAL).unlink(missing_ok=True)
     return results
+
+
+PARTIAL = "runs.partial.jsonl"  # finished runs of an unfinished compare; gone once results.json is written
+
+
+def _header(results: dict) -> str:
+    """What must match for finished runs to be reused: config, code and models."""
+    return json.dumps({k: results[k] for k in ("config", "git_commit", "checkpoint", "reference")},
+                      sort_keys=True)
+
+
+def _resume(path: Path, results: dict) -> dict[str, dict]:
+    """Runs a killed compare into the same folder finished, when it ran the same config, commit and
+    models (a long sweep then continues where it stopped); otherwise none."""
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0] != _header(results):
+        path.unlink()  # another config, commit or model: start over
+        return {}
+    done = {}
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the kill
+            continue
+        done[rec["key"]] = rec["run"]
+    return done
+
+
+def _save_partial(path: Path, results: dict, key: str, run: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        if f.tell() == 0:
+            f.write(_header(results) + "\n")
+        f.write(json.dumps({"key": key, "run": run}) + "\n")
 
 
 def _provenance(loaded: Loaded) -> dict:

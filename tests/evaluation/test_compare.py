@@ -92,6 +92,37 @@ def test_a_top_p_sweep_and_the_table_of_a_sweep(models, tmp_path, capsys):
     assert "| 2 | fixed top-p=0.5" in table and "gen-PPL at H (data)" in table and "NFE needed" in table
 
 
+def test_a_killed_compare_resumes_from_its_finished_runs(models, tmp_path, monkeypatch):
+    import ardm.evaluation.compare as compare
+
+    cfg = CompareConfig(checkpoint=str(models[0]), reference=str(models[1]), nfe=[2], num=2, tokens=4,
+                        samplers=["fixed", "mdlm"], temperatures=[0.5, 1.0])
+    real, calls = compare._run, []
+
+    def dies_after_three(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(args[:2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "_run", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_compare(cfg, tmp_path / "o", progress=False)
+    assert not (tmp_path / "o" / "results.json").exists() and (tmp_path / "o" / compare.PARTIAL).exists()
+    calls.clear()
+    monkeypatch.setattr(compare, "_run", lambda *a, **k: calls.append(a[:2]) or real(*a, **k))
+    resumed = run_compare(cfg, tmp_path / "o", progress=False)
+    assert len(calls) == 1  # only the fourth run is sampled again
+    assert not (tmp_path / "o" / compare.PARTIAL).exists()
+    fresh = run_compare(cfg, tmp_path / "fresh", progress=False)
+    assert [r["samples"] for r in resumed["runs"]] == [r["samples"] for r in fresh["runs"]]
+    # another config into the same folder starts over instead of mixing runs
+    (tmp_path / "o" / compare.PARTIAL).write_text('{"config": "other"}\n{"key": "x", "run": {}}\n')
+    calls.clear()
+    run_compare(cfg, tmp_path / "o", progress=False)
+    assert len(calls) == 4
+
+
 def test_results_validate_against_the_schema_and_carry_provenance(compared):
     results, out = compared
     on_disk = json.loads((out / "results.json").read_text())
