@@ -115,3 +115,23 @@ def test_training_from_an_ar_checkpoint_records_its_origin_and_resumes_exactly(a
     origin = read_checkpoint(tmp_path / "full").meta["init_from"]
     assert origin["kind"] == "ar"
     assert origin["model_sha256"] == read_checkpoint(ar_run).files["model.safetensors"]["sha256"]
+
+
+def test_cli_adapts_with_epsilon_hybrid_noise_and_refuses_a_denoiser(capsys, tmp_path):
+    from tests.cli.test_cli import TINY, assert_clear_error, run
+
+    code, _, err = run(capsys, "train", "--recipe", "demo-char-ar", *TINY, "--out", str(tmp_path / "ar"),
+                       "--max-steps", "3")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(tmp_path / "d"),
+                       "--max-steps", "3", "--init-from-ar", str(tmp_path / "ar"),
+                       "--set", "model.shift=true", "--set", "noise.kind=epsilon_hybrid",
+                       "--set", "train.attn_anneal_steps=2")
+    assert code == 0, err
+    assert read_checkpoint(tmp_path / "d").config.model.shift
+    code, out, err = run(capsys, "eval", "--checkpoint", str(tmp_path / "d"), "--json", "--draws", "2")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--recipe", "demo-char", *TINY, "--out", str(tmp_path / "e"),
+                       "--max-steps", "2", "--init-from-ar", str(tmp_path / "d"))
+    assert_clear_error(code, err, "not a causal")
+    assert not (tmp_path / "e").exists()
