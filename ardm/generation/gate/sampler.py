@@ -9,6 +9,7 @@ from ardm.generation.gate.options import MASK_RULES, GateOptions
 from ardm.generation.gate.probability import GateProbability, overwrite_probability
 from ardm.generation.gate.scoring import GateScorer, LinearGate, NoGate, SignalStats
 from ardm.generation.samplers.base import Sampler, StepState, WriteSet, sample_from, top_n_mask
+from ardm.generation.samplers.remdm import remask_cap
 
 
 class GateSampler(Sampler):
@@ -82,7 +83,7 @@ class GateSampler(Sampler):
     def remask_probability(self, s: StepState, p: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """mode="remdm": per visible token, sigma_t #visible p_i / sum p (capped at sigma_max). [B, L]"""
         a_t, a_s = (s.k - 1) / s.K, s.k / s.K  # alpha = 1 - t on the flat schedule
-        sigma_max = 1.0 if a_t <= 0 else min(1.0, (1.0 - a_s) / a_t)
+        sigma_max = remask_cap(a_t, a_s)
         sigma = min(self.options.eta, sigma_max)
         w = torch.where(visible, p, 0.0)
         total = w.sum(1, keepdim=True)

@@ -13,6 +13,12 @@ from ardm.generation.samplers.base import Sampler, StepState, WriteSet
 STRATEGIES = ("cap", "rescale", "conf", "loop")
 
 
+def remask_cap(a_t: float, a_s: float) -> float:
+    """sigma_max = min(1, (1 - alpha_s)/alpha_t): the largest remask probability of a visible token
+    that still leaves the step's posterior a distribution (1 while nothing is visible, alpha_t = 0)."""
+    return 1.0 if a_t <= 0 else min(1.0, (1.0 - a_s) / a_t)
+
+
 @dataclass
 class ReMDMOptions:
     strategy: str = "cap"  # "cap" | "rescale" | "conf" | "loop"
@@ -67,7 +73,7 @@ class ReMDMSampler(Sampler):
     def sigma(self, s: StepState, t: float, a_t: float, a_s: float) -> torch.Tensor:
         """Remask probability of each visible position this step. [B, L] float64"""
         o = self.options
-        sigma_max = 1.0 if a_t <= 0 else min(1.0, (1.0 - a_s) / a_t)
+        sigma_max = remask_cap(a_t, a_s)
         shape, dev = s.x.shape, s.x.device
         if o.strategy == "cap":
             return torch.full(shape, min(o.eta, sigma_max), dtype=torch.float64, device=dev)
