@@ -106,6 +106,10 @@ def file_record(path: Path) -> dict[str, Any]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all (temporary sibling, fsync, rename); a missing folder is an
+    ArdmError naming it, not a traceback."""
+    if not path.parent.is_dir():
+        raise ArdmError(f"cannot write {path}: folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)

@@ -149,3 +149,10 @@ def test_equal_weights_give_byte_identical_files_in_every_process(run_dir, tmp_p
                         str(out), "--fp16"], check=True, capture_output=True)
         digests.add(json.loads((out / "config.json").read_text())["files"]["model.safetensors"]["sha256"])
     assert len(digests) == 1
+
+
+def test_an_atomic_write_into_a_missing_folder_names_it_and_writes_nothing(tmp_path):
+    target = tmp_path / "no" / "such" / "out.json"
+    with pytest.raises(ArdmError, match="folder .*no/such does not exist"):
+        ck.atomic_write_text(target, "{}")
+    assert not (tmp_path / "no").exists()
