@@ -2,7 +2,7 @@
 
 Labels avoid "=" and "," (they are `LABEL=SPEC` and comma-separated on the command line). Each
 entry changes one thing of the default linear gate (SPEC §6.8 defaults: b0 = -4, betas 1,
-alpha 1, delta 0.5, noisy-OR, Bernoulli masks). Sparsity-lambda sweeps need gates trained with
+alpha 1, delta 0.5, noisy-OR, Bernoulli masks, count-rule reveals: fill=schedule). Sparsity-lambda sweeps need gates trained with
 other lambdas: add them as `gate-learned:path=DIR` specs (`ardm ablate --extra`).
 """
 
@@ -29,7 +29,9 @@ ABLATIONS: dict[str, str] = {
     "delta 0": "gate:delta=0",
     "delta 1": "gate:delta=1",
     "y~ argmax": "gate:y_tilde=argmax",
-    "remask mode": "gate:mode=remask:fill=schedule",
+    "remask mode": "gate:mode=remask",
+    "full draft (fill all)": "gate:fill=all",
+    "remdm budget": "gate:mode=remdm",
 }
 
 QUICK = ("linear (default)", "no entropy", "no margin", "no confidence change", "u only (no prior)",

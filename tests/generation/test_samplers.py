@@ -271,13 +271,13 @@ def test_normalise_uses_frozen_statistics():
 
 
 def test_gate_with_u0_and_r0_never_overwrites():
-    g = run(contextual(), "gate", steps=8, length=12, gate="none", prior=False, batch=3)
+    g = run(contextual(), "gate", steps=8, length=12, gate="none", prior=False, batch=3, fill="all")
     assert g.overwrites_selected == [0, 0, 0]
-    assert [len(w) for w in g.trace["records"][0]["written"]] == [10, 10, 10]  # fill="all": draft at k = 1
+    assert [len(w) for w in g.trace["records"][0]["written"]] == [10, 10, 10]  # the full draft at k = 1
 
 
 def test_gate_with_p1_rewrites_every_eligible_position():
-    g = run(contextual(), "gate", steps=6, length=12, b0=100.0, batch=2)
+    g = run(contextual(), "gate", steps=6, length=12, b0=100.0, batch=2, fill="all")
     for r in g.trace["records"][1:]:
         assert r["selected"] == [10, 10]  # every target position, never the prompt
     assert g.overwrites_selected == [50, 50] and (g.tokens[:, :2] == torch.tensor([1, 2])).all()
@@ -288,17 +288,29 @@ def test_gate_prior_only_follows_the_maturity_prior():
     # alpha large: r is a step at tau(i) = (K/n)(i + delta); with u = 0 a position is rewritten at
     # step k exactly while k < tau(i)
     n, K, delta = 10, 10, 1.0
-    g = run(contextual(), "gate", steps=K, length=12, gate="none", alpha=50.0, delta=delta, mask="threshold")
+    g = run(contextual(), "gate", steps=K, length=12, gate="none", alpha=50.0, delta=delta, mask="threshold",
+            fill="all")
     for r in g.trace["records"][1:]:
         k = r["k"]
         assert r["selected"][0] == sum(1 for i in range(n) if (K / n) * (i + delta) > k)
 
 
 def test_gate_budget_and_cap_bound_overwrites_per_step():
-    g = run(contextual(), "gate", steps=6, length=12, mask="budget", budget=3, prior=False)
+    g = run(contextual(), "gate", steps=6, length=12, mask="budget", budget=3, prior=False, fill="all")
     assert all(r["selected"] == [3] for r in g.trace["records"][1:])
-    g = run(contextual(), "gate", steps=6, length=12, b0=100.0, cap=2)
+    g = run(contextual(), "gate", steps=6, length=12, b0=100.0, cap=2, fill="all")
     assert all(r["selected"] == [2] for r in g.trace["records"][1:])
+
+
+def test_default_gate_reveals_by_count_and_overwrites_in_place():
+    """The default gate (fill="schedule", replace mode; docs/gate.md): the count rule reveals
+    ceil(#MASK / (K - k + 1)) MASKs per step and the gate's overwrites replace tokens, never remask."""
+    K, model = 8, contextual()
+    g = run(model, "gate", steps=K, length=12, b0=1.0, prior=False, batch=2)
+    assert sum(g.remasks) == 0 and sum(g.overwrites_selected) > 0 and (g.tokens < 5).all()
+    for k, r in enumerate(g.trace["records"][:K], start=1):
+        n_mask = (model.calls[k - 1][0] == 5).sum(1)
+        assert [len(w) for w in r["written"]] == [math.ceil(m / (K - k + 1)) for m in n_mask.tolist()]
 
 
 def test_gate_remask_mode_with_schedule_fill():
@@ -320,7 +332,7 @@ def test_gate_scorer_hook_and_calibration():
 
     from ardm.generation.gate.sampler import GateSampler
 
-    g = generate(contextual(), GateSampler(scorer=Half(), prior=False, mask="threshold", theta=0.4),
+    g = generate(contextual(), GateSampler(scorer=Half(), prior=False, mask="threshold", theta=0.4, fill="all"),
                  length=12, steps=4, trace=True)
     assert all(r["selected"] == [12] for r in g.trace["records"][1:])  # p = 0.5 > theta everywhere
     stats = calibrate(contextual(), length=12, steps=4, num=4, batch=2)

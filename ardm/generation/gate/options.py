@@ -43,7 +43,8 @@ class GateOptions:
     theta: float = 0.5
     budget: int = 1  # mask="budget": overwrites per step
     cap: int = 0  # at most this many overwrites per step (highest p first); 0 = no cap
-    fill: str = "all"  # "all": MASKs get p = 1 | "schedule": a count rule reveals MASKs
+    fill: str = "schedule"  # "schedule": a count rule reveals MASKs (the default: best on text and
+    #                         Sudoku, docs/gate.md) | "all": MASKs get p = 1, a full draft at step 1
     mode: str = "replace"  # "replace" (T2T) | "remask" (T2M) | "remdm" (a ReMDM remask budget spread
     #                        by p, reveals by the count rule: entropy-preserving, SPEC §11.2)
     eta: float = 0.05  # mode="remdm": remask rate sigma = min(eta, sigma_max) of the visible tokens
