@@ -38,11 +38,34 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the gate run interrupted in OUT.partial/ (same options), exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group(
+        "long-horizon stage", "after the supervised stage (or on --from-gate), fine-tune the gate by a "
+        "policy gradient whose reward is the final sample's log-likelihood per token under --reference "
+        "(ardm.generation.gate.policy); needs Bernoulli decisions (mode=remdm, or mask=bernoulli)")
+    g.add_argument("--policy-steps", type=int, default=0, help="policy-gradient updates (0: no such stage)")
+    g.add_argument("--reference", help="causal (AR) checkpoint that scores the final samples")
+    g.add_argument("--from-gate", metavar="DIR",
+                   help="skip the supervised stage: fine-tune this trained gate")
+    g.add_argument("--policy-batch", type=int, default=16,
+                   help="rollouts per update (leave-one-out baseline)")
+    g.add_argument("--policy-length", type=int, default=128, help="generated tokens per rollout")
+    g.add_argument("--policy-lr", type=float, default=1e-4, help="AdamW learning rate of the stage")
+    g.add_argument("--entropy-weight", type=float, default=0.0,
+                   help="reward += this x the sample's unigram entropy (nats)")
+    g.add_argument("--prompt", default="\n", help="the rollouts' prompt (as in `ardm compare`)")
 
 
 def run(args) -> int:
+    from ardm.errors import ArdmError
     from ardm.generation.gate.training import GateTrainConfig, train_gate
     from ardm.generation.registry import parse_options
+
+    if (args.from_gate or args.reference) and args.policy_steps < 1:
+        raise ArdmError("--from-gate and --reference belong to the long-horizon stage: add --policy-steps N")
+    if args.policy_steps and not args.reference:
+        raise ArdmError("--policy-steps needs --reference AR_CHECKPOINT (it scores the final samples)")
+    if args.from_gate:
+        return _policy_stage(args, args.from_gate)
 
     cfg = GateTrainConfig(kind=args.kind, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                           seed=args.seed, sampler_steps=args.sampler_steps, rollout=args.rollout,
@@ -57,4 +80,28 @@ def run(args) -> int:
     for when in ("initial", "final"):
         print(f"{when:8s} " + "  ".join(f"{k} {result[when][k]:.4f}" for k in keys))
     print(f"gate ({result['kind']}, {result['steps']} steps, {result['elapsed_s']:.1f} s): {result['out']}")
+    return _policy_stage(args, result["out"]) if args.policy_steps else 0
+
+
+def _policy_stage(args, gate: str) -> int:
+    import torch
+
+    from ardm.core.checkpoint import load_tokenizer, read_checkpoint
+    from ardm.evaluation.rewards import reference_reward
+    from ardm.generation.gate.policy import PolicyConfig, finetune_gate
+    from ardm.generation.gate.store import GATE_DIR
+
+    cfg = PolicyConfig(steps=args.policy_steps, batch_size=args.policy_batch, length=args.policy_length,
+                       sampler_steps=args.sampler_steps, lr=args.policy_lr, seed=args.seed)
+    tok = load_tokenizer(read_checkpoint(args.checkpoint, verify=False))
+    device = "cpu" if args.device == "auto" else args.device
+    reward = reference_reward(args.reference, tok, args.prompt, entropy_weight=args.entropy_weight,
+                              device=device)
+    out = args.out or str(read_checkpoint(args.checkpoint, verify=False).path / GATE_DIR)
+    prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
+    result = finetune_gate(args.checkpoint, gate, reward, cfg, out=out, prompt=prompt, device=device,
+                           progress=not args.no_progress)
+    for when in ("initial", "final"):
+        print(f"policy {when:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in result[when].items()))
+    print(f"gate (policy stage, {cfg.steps} updates, {result['elapsed_s']:.1f} s): {result['out']}")
     return 0

@@ -2,8 +2,9 @@
 
 Labels avoid "=" and "," (they are `LABEL=SPEC` and comma-separated on the command line). Each
 entry changes one thing of the default linear gate (SPEC §6.8 defaults: b0 = -4, betas 1,
-alpha 1, delta 0.5, noisy-OR, Bernoulli masks, count-rule reveals: fill=schedule). Sparsity-lambda sweeps need gates trained with
-other lambdas: add them as `gate-learned:path=DIR` specs (`ardm ablate --extra`).
+alpha 1, delta 0.5, noisy-OR, Bernoulli masks, count-rule reveals: fill=schedule). Sparsity-lambda
+sweeps need gates trained with other lambdas: add them as `gate-learned:path=DIR` specs
+(`ardm ablate --extra`).
 """
 
 from __future__ import annotations

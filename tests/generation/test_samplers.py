@@ -332,8 +332,8 @@ def test_gate_scorer_hook_and_calibration():
 
     from ardm.generation.gate.sampler import GateSampler
 
-    g = generate(contextual(), GateSampler(scorer=Half(), prior=False, mask="threshold", theta=0.4, fill="all"),
-                 length=12, steps=4, trace=True)
+    sampler = GateSampler(scorer=Half(), prior=False, mask="threshold", theta=0.4, fill="all")
+    g = generate(contextual(), sampler, length=12, steps=4, trace=True)
     assert all(r["selected"] == [12] for r in g.trace["records"][1:])  # p = 0.5 > theta everywhere
     stats = calibrate(contextual(), length=12, steps=4, num=4, batch=2)
     assert all(math.isfinite(m) for m in stats.mean) and stats.var[0] > 0

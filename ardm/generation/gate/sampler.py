@@ -61,7 +61,7 @@ class GateSampler(Sampler):
         coin = s.uniform()
         new = sample_from(s, o.argmax)
         if o.mode == "remdm":
-            pi = self.remask_probability(s, p, visible)
+            pi = self.remask_probability(s.k, s.K, p, visible)
             over = visible & (coin < pi)
             n_mask = torch.round((masked.sum(1) + visible.sum(1)) * (1.0 - s.k / s.K)).long()
             n_reveal = (masked.sum(1) + over.sum(1) - n_mask).clamp(min=0)
@@ -80,9 +80,10 @@ class GateSampler(Sampler):
         values = torch.where(over, torch.full_like(new, s.mask_id), new) if o.mode == "remask" else new
         return WriteSet(reveal | over, values, gate=p.float(), aux=self._collect(s, g.raw, visible))
 
-    def remask_probability(self, s: StepState, p: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        """mode="remdm": per visible token, sigma_t #visible p_i / sum p (capped at sigma_max). [B, L]"""
-        a_t, a_s = (s.k - 1) / s.K, s.k / s.K  # alpha = 1 - t on the flat schedule
+    def remask_probability(self, k: int, K: int, p: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """mode="remdm" at step k of K: per visible token, sigma_t #visible p_i / sum p (capped at
+        sigma_max). Differentiable in p (the gate's long-horizon stage takes its log). [B, L]"""
+        a_t, a_s = (k - 1) / K, k / K  # alpha = 1 - t on the flat schedule
         sigma_max = remask_cap(a_t, a_s)
         sigma = min(self.options.eta, sigma_max)
         w = torch.where(visible, p, 0.0)

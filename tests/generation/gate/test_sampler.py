@@ -42,14 +42,15 @@ def test_remdm_mode_spends_the_budget_where_the_gate_points():
     s = StepState.begin(x, k=4, K=6, mask_id=5, generators=[torch.Generator()])
     visible = x != 5
     sigma_max = min(1.0, (1 - 4 / 6) / (3 / 6))  # (1 - alpha_s)/alpha_t
-    uniform = sampler.remask_probability(s, torch.zeros(1, 6, dtype=torch.float64), visible)
+    uniform = sampler.remask_probability(s.k, s.K, torch.zeros(1, 6, dtype=torch.float64), visible)
     assert torch.allclose(uniform, torch.tensor([[0.1] * 4 + [0.0] * 2], dtype=torch.float64))  # ReMDM-cap
     p = torch.tensor([[0.9, 0.1, 0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)  # MASKs' p is ignored
-    pointed = sampler.remask_probability(s, p, visible)
+    pointed = sampler.remask_probability(s.k, s.K, p, visible)
     assert abs(float(pointed.sum()) - 0.1 * 4) < 1e-12  # the same expected number of remasks ...
     assert abs(float(pointed[0, 0]) - 9 * float(pointed[0, 1])) < 1e-12  # ... where p points
     assert float(pointed[0, 2]) == 0.0
-    heavy = sampler.remask_probability(s, torch.tensor([[1.0, 0, 0, 0, 0, 0]], dtype=torch.float64), visible)
+    one_hot = torch.tensor([[1.0, 0, 0, 0, 0, 0]], dtype=torch.float64)
+    heavy = sampler.remask_probability(s.k, s.K, one_hot, visible)
     assert float(heavy[0, 0]) == min(0.4, sigma_max)  # no token above sigma_max
 
 
@@ -57,5 +58,5 @@ def test_remdm_mode_never_remasks_at_the_last_step_and_reveals_everything():
     sampler = GateSampler(mode="remdm", eta=1.0)
     x = torch.tensor([[1, 5, 3, 5]])
     s = StepState.begin(x, k=6, K=6, mask_id=5, generators=[torch.Generator()])
-    pi = sampler.remask_probability(s, torch.ones(1, 4, dtype=torch.float64), x != 5)
+    pi = sampler.remask_probability(s.k, s.K, torch.ones(1, 4, dtype=torch.float64), x != 5)
     assert float(pi.max()) == 0.0  # sigma_max = (1 - alpha_s)/alpha_t = 0 when alpha_s = 1

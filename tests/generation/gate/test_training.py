@@ -154,7 +154,8 @@ def test_drafts_follow_the_spec_recipe():
 
     model, K = contextual(vocab=5, max_len=12), 8
     x_star = torch.randint(0, 5, (16, 12), generator=torch.Generator().manual_seed(0))
-    d = make_drafts(model, x_star, GateSampler(scorer=NoGate(), fill="all"), K, 4, 0.05, torch.Generator().manual_seed(1))
+    full_draft = GateSampler(scorer=NoGate(), fill="all")
+    d = make_drafts(model, x_star, full_draft, K, 4, 0.05, torch.Generator().manual_seed(1))
     assert ((d.now.k >= 1) & (d.now.k <= K)).all() and torch.equal(d.before.k, (d.now.k - 1).clamp(min=1))
     assert not (d.now.x == 5).any() and torch.equal(d.now.prev_logits, d.before.logits)
     d = make_drafts(model, x_star, GateSampler(scorer=NoGate(), fill="schedule"), K, 1, 0.05,
