@@ -50,7 +50,7 @@
   }
 
   // the board: one .tok per shown position (+ a line-break element after each in text mode)
-  var board = document.getElementById("board"), cells = [], breaks = [], heats = [];
+  var board = document.getElementById("board"), cells = [], breaks = [], heats = [], focus = -1;
   for (var q = first; q < (sudoku ? P + 81 : L); q++) {
     var cell = document.createElement("span"), text = document.createElement("span");
     var heat = document.createElement("span");
@@ -65,7 +65,7 @@
       if (col === 2 || col === 5) cell.classList.add("cb");
       if (r === 2 || r === 5) cell.classList.add("rb");
     }
-    cell.addEventListener("mouseenter", showHistory);
+    cell.addEventListener("mouseenter", function (e) { showHistory(+e.currentTarget.dataset.pos); });
     board.appendChild(cell);
     cells.push(cell);
     heats.push(heat);
@@ -76,8 +76,12 @@
       breaks.push(br);
     }
   }
-  function showHistory(e) {
-    var pos = +e.currentTarget.dataset.pos, lines = history[pos];
+  function showHistory(pos) {
+    if (!(pos >= first && pos < first + cells.length)) return;
+    var lines = history[pos];
+    if (focus >= 0) cells[focus - first].classList.remove("focus");
+    focus = pos;
+    cells[pos - first].classList.add("focus");
     var where = sudoku ? "cell r" + (Math.floor((pos - P) / 9) + 1) + "c" + ((pos - P) % 9 + 1) : "position " + pos;
     document.getElementById("history").textContent = where + ": " + (lines.length ? lines.join("; ") : "never written");
   }
@@ -159,7 +163,7 @@
       } else {
         breaks[c].className = t >= 0 && D.tokens[t].indexOf("\n") >= 0 ? "br on" : "br";
       }
-      cells[c].className = cls;
+      cells[c].className = cls + (pos === focus ? " focus" : "");
       cells[c].firstChild.textContent = glyph(t);
       var pg = gate && pos >= P ? gate[pos - P] : null;
       heats[c].style.background = pg === null ? "transparent" : "rgba(230, 110, 0, " + (0.05 + 0.9 * pg).toFixed(3) + ")";
@@ -194,10 +198,11 @@
   playButton.addEventListener("click", function () { play(!timer); });
   slider.addEventListener("input", function () { play(false); go(+slider.value); });
 
-  // #step=N (or #step=last) opens the page at a step; #play starts playing
+  // #step=N (or #step=last) opens the page at a step, &pos=N shows a position's history; #play plays
   function fromHash() {
-    var m = /step=(\d+|last)/.exec(location.hash);
+    var m = /step=(\d+|last)/.exec(location.hash), h = /pos=(\d+)/.exec(location.hash);
     go(m ? (m[1] === "last" ? S : +m[1]) : 0);
+    if (h) showHistory(+h[1]);
     if (/\bplay\b/.test(location.hash)) play(true);
   }
   window.addEventListener("hashchange", fromHash);
