@@ -96,7 +96,8 @@ def sudoku_doc() -> dict:
     records = [
         {"k": 1, "written": [[[P + c, ids[bad if c == wrong else solution[c]]] for c in blanks]],
          "overwritten": [[]], "remasked": [[]]},
-        {"k": 2, "written": [[]], "overwritten": [[[P + wrong, ids[bad], ids[solution[wrong]]]]], "remasked": [[]]},
+        {"k": 2, "written": [[]], "overwritten": [[[P + wrong, ids[bad], ids[solution[wrong]]]]],
+         "remasked": [[]]},
     ]
     chunk = {"sampler": "hand", "options": {}, "length": 82, "prompt_length": P, "steps": 2,
              "initial": [[[0, 0]] + [[P + c, ids[d]] for c, d in enumerate(puzzle) if d]], "records": records}
@@ -123,8 +124,9 @@ def test_docs_screenshots(tmp_path):
 
     out = Path(os.environ["ARDM_VIEWER_SCREENSHOTS"])
     ckpt = ROOT / "checkpoints"
-    assert main(["sample", "--checkpoint", str(ckpt / "shakespeare-char"), "--sampler", "gate", "--steps", "64",
-                 "--no-progress", "--trace", str(tmp_path / "t.json"), "--html", str(tmp_path / "text.html")]) == 0
+    assert main(["sample", "--checkpoint", str(ckpt / "shakespeare-char"), "--sampler", "gate",
+                 "--steps", "64", "--no-progress", "--trace", str(tmp_path / "t.json"),
+                 "--html", str(tmp_path / "text.html")]) == 0
     steps = page_data(read_trace(tmp_path / "t.json"))["steps"]
     events = [[s["ev"][i] for i in range(0, len(s["ev"]), 3)] for s in steps]
     early = sum(events[:40], [])

@@ -28,8 +28,8 @@ def text_doc(sampler: str = "gate", length: int = 12, steps: int = 6, batch: int
     tok = CharTokenizer(vocab or list("ab \n<>"))
     model = TransformerDenoiser(ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=16,
                                             max_len=length)).eval()
-    g = generate(model, make_sampler(sampler), length=length, steps=steps, batch=batch, prompt=torch.tensor([0]),
-                 seed=2, trace=True)
+    g = generate(model, make_sampler(sampler), length=length, steps=steps, batch=batch,
+                 prompt=torch.tensor([0]), seed=2, trace=True)
     return trace_document([{"first_sample": 0, **g.trace}], tok, checkpoint="toy/ckpt"), g
 
 
@@ -59,7 +59,8 @@ def test_the_deltas_replay_to_the_generated_tokens(sampler):
     doc, g = text_doc(sampler)
     for row in range(2):
         data = page_data(doc, row)
-        assert [data["tokens"][t] for t in replay(data)] == [doc["vocab"][str(t)] for t in g.tokens[row].tolist()]
+        want = [doc["vocab"][str(t)] for t in g.tokens[row].tolist()]
+        assert [data["tokens"][t] for t in replay(data)] == want
         writes = sum(step["ev"][1::3].count(0) for step in data["steps"])
         assert writes == g.writes[row]
 
