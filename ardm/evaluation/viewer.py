@@ -26,9 +26,16 @@ from pathlib import Path
 
 from ardm.core.checkpoint import atomic_write_text
 from ardm.errors import ArdmError
-from ardm.generation.trace import TRACE_VERSION, check_trace, one_sample, read_trace
+from ardm.generation.trace import (
+    TRACE_VERSION,
+    check_trace,
+    one_sample,
+    read_trace,
+    row_trace,
+    trace_document,
+)
 
-__all__ = ["page_data", "render_page", "write_page", "view"]
+__all__ = ["page_data", "render_page", "write_page", "view", "sample_page"]
 
 KINDS = ("written", "overwritten", "remasked")  # event kinds 0, 1, 2 in the page's deltas
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -124,3 +131,11 @@ def view(trace: str | Path, out: str | Path | None = None, sample: int = 0) -> P
     (default: the trace's path with .html); returns the page's path."""
     trace = Path(trace)
     return write_page(read_trace(trace), out or trace.with_suffix(".html"), sample)
+
+
+def sample_page(trace: dict, tokenizer, out: str | Path, *, checkpoint: str, row: int = 0,
+                task: str = "text", title: str | None = None) -> Path:
+    """The page of one row of a loop trace (`Generation.trace`), e.g. a compare run's first sample."""
+    doc = trace_document([{"first_sample": 0, **row_trace(trace, row)}], tokenizer, checkpoint=checkpoint,
+                         task=task)
+    return write_page(doc, out, 0, title)
