@@ -59,7 +59,7 @@ def check_trace(doc, source: str = "trace") -> dict:
     """`doc` if it is a trace file of this version; else one ArdmError naming what is wrong or missing."""
     if not isinstance(doc, dict) or doc.get("format") != TRACE_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ArdmError(f"{source} is not an ardm trace: field 'format' is {found!r}, expected "
+        raise ArdmError(f"{source} is not a trace file: field 'format' is {found!r}, expected "
                         f"{TRACE_FORMAT!r} (write one with `ardm sample --trace FILE`)")
     if doc.get("version") != TRACE_VERSION:
         raise ArdmError(f"{source}: trace format version {doc.get('version')!r} is not supported "

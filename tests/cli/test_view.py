@@ -33,7 +33,7 @@ def test_sample_writes_a_trace_file_and_a_page_that_view_rebuilds(tmp_path, caps
 def test_view_of_a_file_that_is_not_a_trace_is_one_clear_line(tmp_path, capsys):
     bad = tmp_path / "results.json"
     bad.write_text(json.dumps({"format": "ardm-compare", "runs": []}))
-    one_error_line(capsys, main(["view", str(bad)]), "not an ardm trace", "'format'")
+    one_error_line(capsys, main(["view", str(bad)]), "not a trace file", "'format'")
     bad.write_text(json.dumps({"format": "ardm-trace", "version": 1, "task": "text", "chunks": []}))
     one_error_line(capsys, main(["view", str(bad)]), "lacks field(s) vocab")
     one_error_line(capsys, main(["view", str(tmp_path / "none.json")]), "does not exist")

@@ -68,7 +68,7 @@ def _doc():
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda d: d.pop("format"), "not an ardm trace: field 'format' is None"),
+    (lambda d: d.pop("format"), "not a trace file: field 'format' is None"),
     (lambda d: d.update(format="ardm-compare"), "field 'format' is 'ardm-compare'"),
     (lambda d: d.update(version=0), "trace format version 0 is not supported"),
     (lambda d: d.pop("vocab"), "lacks field(s) vocab"),
@@ -92,5 +92,5 @@ def test_reading_a_missing_or_non_json_file_is_one_clear_error(tmp_path):
     with pytest.raises(ArdmError, match="is not a JSON trace file"):
         read_trace(tmp_path / "x.json")
     (tmp_path / "old.json").write_text(json.dumps({"checkpoint": "c", "chunks": []}))  # before issue 19
-    with pytest.raises(ArdmError, match="not an ardm trace"):
+    with pytest.raises(ArdmError, match="not a trace file"):
         read_trace(tmp_path / "old.json")
