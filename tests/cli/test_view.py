@@ -18,9 +18,9 @@ def one_error_line(capsys, code: int, *needles: str) -> str:
 
 def test_sample_writes_a_trace_file_and_a_page_that_view_rebuilds(tmp_path, capsys):
     t, page = tmp_path / "t.json", tmp_path / "direct.html"
-    assert main(["sample", "--checkpoint", "checkpoints/shakespeare-char", "--sampler", "gate", "--steps", "6",
-                 "--length", "24", "--num", "3", "--batch-size", "2", "--no-progress", "--prompt", "To",
-                 "--trace", str(t), "--html", str(page)]) == 0
+    assert main(["sample", "--checkpoint", "checkpoints/shakespeare-char", "--sampler", "gate",
+                 "--steps", "6", "--length", "24", "--num", "3", "--batch-size", "2", "--no-progress",
+                 "--prompt", "To", "--trace", str(t), "--html", str(page)]) == 0
     doc = read_trace(t)
     assert [c["first_sample"] for c in doc["chunks"]] == [0, 2] and doc["prompt"] == "To"
     capsys.readouterr()
