@@ -19,7 +19,7 @@ EPILOG = "Run `ardm COMMAND --help` for the options of one command."
 COMMANDS = {"train": "train", "eval": "evaluate", "sample": "sample", "train-gate": "train_gate",
             "compare": "compare", "ablate": "compare", "sudoku": "sudoku", "recipes": "recipes",
             "export": "export", "plan": "plan", "compress": "compress", "decompress": "compress",
-            "table": "table", "judge": "judge", "demo": "demo"}
+            "table": "table", "judge": "judge", "view": "view", "demo": "demo"}
 
 
 def _module(command: str):

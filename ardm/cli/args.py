@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from ardm.errors import ArdmError
@@ -31,3 +32,25 @@ def float_list(text: str, what: str) -> list[float]:
     bounds are the library's to check)."""
     return _numbers(text, float, f"--{what} must be comma-separated numbers, got {text!r}",
                     f"no {what} given (--{what} {text!r})")
+
+
+def check_out_folders(args, *flags: str) -> None:
+    """ArdmError before any work when the folder of an output file (--FLAG PATH) does not exist."""
+    for flag in flags:
+        path = getattr(args, flag)
+        if path and not Path(path).parent.is_dir():
+            raise ArdmError(f"--{flag} {path}: folder {Path(path).parent} does not exist")
+
+
+def save_trace(args, doc: dict) -> None:
+    """A trace file's content (ardm.generation.trace) to --trace (JSON) and / or --html (the page of
+    its first sample, ardm.evaluation.viewer)."""
+    import json
+
+    from ardm.core.checkpoint import atomic_write_text
+    from ardm.evaluation.viewer import write_page
+
+    if args.trace:
+        atomic_write_text(Path(args.trace), json.dumps(doc))
+    if args.html:
+        write_page(doc, args.html)

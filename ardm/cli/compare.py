@@ -40,7 +40,8 @@ def _common(p) -> None:
     p.add_argument("--entropy-tolerance", type=float, default=0.1,
                    help="runs whose entropy is this many nats below the data's are flagged and not ranked")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", required=True, help="folder for results.json, summary.md and the plots")
+    p.add_argument("--out", required=True,
+                   help="folder for results.json, summary.md, the plots, report.html and viewer/ pages")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -98,5 +99,5 @@ def run(args) -> int:
         for K, r in best_by_budget(results).items():
             print(f"NFE {K}: best {r['label']} (gen-PPL {r['gen_ppl']:.2f}, entropy {r['entropy']:.3f})" if r
                   else f"NFE {K}: no eligible run")
-    print(f"report: {out / 'summary.md'}; results: {out / 'results.json'}")
+    print(f"report: {out / 'summary.md'} and {out / 'report.html'}; results: {out / 'results.json'}")
     return 0

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import sys
 import textwrap
-from pathlib import Path
 
 from ardm.errors import ArdmError
 
@@ -48,7 +47,10 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (samples, NFE, overwrites, wall time)")
-    p.add_argument("--trace", metavar="FILE", help="write a JSON trace of every step's writes and overwrites")
+    p.add_argument("--trace", metavar="FILE", help="write a JSON trace of every step's writes and overwrites "
+                                                   "(`ardm view FILE` shows it)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write a web page replaying the first sample (docs/viewer.md)")
     p.add_argument("--mbr", type=int, default=1, metavar="K",
                    help="MBR decoding (SPEC §6.9): draw K candidates per sample and keep the one with the "
                         "highest mean BLEU against the others; NFE multiplies by K")
@@ -67,14 +69,14 @@ def run(args) -> int:
 
     import torch
 
-    from ardm.core.checkpoint import atomic_write_text, load
+    from ardm.cli.args import check_out_folders, save_trace
+    from ardm.core.checkpoint import load
     from ardm.core.runtime import resolve_device
     from ardm.generation.gate.store import gate_sampler
     from ardm.generation.loop import generate
     from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
 
-    if args.trace and not Path(args.trace).parent.is_dir():
-        raise ArdmError(f"--trace {args.trace}: folder {Path(args.trace).parent} does not exist")
+    check_out_folders(args, "trace", "html")
     explicit = parse_options(args.sampler, args.set)
     if args.sampler != "gate":
         if args.gate:
@@ -102,7 +104,7 @@ def run(args) -> int:
         g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
                      seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                      progress=not (args.json or args.no_progress or args.show),
-                     trace=bool(args.trace or args.show))
+                     trace=bool(args.trace or args.html or args.show))
         if args.show and first == 0:
             from ardm.cli.show import animate
 
@@ -112,15 +114,18 @@ def run(args) -> int:
             overwrites = {"selected": c["overwrites_selected"], "effective": c["overwrites_effective"]}
             samples.append({"seed": args.seed + first + b, "text": tok.decode(row), "nfe": c["nfe"],
                             "writes": c["writes"], "overwrites": overwrites, "remasks": c["remasks"]})
-        if args.trace:
+        if args.trace or (args.html and first == 0):
             traces.append({"first_sample": first, **g.trace})
     if args.mbr > 1:
         from ardm.generation.mbr import mbr_choose
 
         samples = mbr_choose(samples, args.mbr)
     wall = time.perf_counter() - start
-    if args.trace:
-        atomic_write_text(Path(args.trace), json.dumps({"checkpoint": str(loaded.path), "chunks": traces}))
+    if traces:
+        from ardm.generation.trace import trace_document
+
+        save_trace(args, trace_document(traces, tok, checkpoint=str(loaded.path), prompt=args.prompt,
+                                        seed=args.seed, temperature=args.temperature))
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sampler": sampler.name,
                           "options": dataclasses.asdict(sampler.options), "steps": args.steps,

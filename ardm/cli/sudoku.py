@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--batch-size", type=int, default=50)
     s.add_argument("--json", action="store_true", help="one JSON object with every attempt")
+    s.add_argument("--trace", metavar="FILE",
+                   help="write a JSON trace of every step (`ardm view FILE` shows it)")
+    s.add_argument("--html", metavar="FILE", help="write a web page replaying the first puzzle's solve "
+                                                  "(docs/viewer.md)")
     b = ss.add_parser("bench", help="solve rate vs NFE for every sampler on easy / medium / hard sets")
     b.add_argument("--checkpoint", required=True, help="the diffusion denoiser (recipe sudoku)")
     b.add_argument("--ar", help="the AR twin (recipe sudoku-ar), run with the `ar` sampler")
@@ -75,13 +79,16 @@ def run(args) -> int:
 
 
 def _solve(args) -> int:
+    from ardm.cli.args import check_out_folders, save_trace
     from ardm.core.checkpoint import load
     from ardm.data.sudoku_puzzles import read_puzzles
     from ardm.generation.specs import SamplerSpec
+    from ardm.generation.trace import trace_document
     from ardm.tasks.sudoku.bench import BenchConfig, attempt_all, solve_summary
 
     if args.nfe < 1 or args.batch_size < 1:
         raise ArdmError("--nfe and --batch-size must be >= 1")
+    check_out_folders(args, "trace", "html")
     spec = SamplerSpec.parse(args.sampler)
     loaded = load(args.checkpoint)
     entries, errors = read_puzzles(args.puzzles)
@@ -94,7 +101,12 @@ def _solve(args) -> int:
     pairs = [(e.puzzle, e.solution or solve(e.puzzle, limit=1)[0]) for e in entries]
     cfg = BenchConfig(checkpoint=args.checkpoint, num=len(pairs), seed=args.seed,
                       temperature=args.temperature, batch_size=args.batch_size, nfe=[args.nfe])
-    records, sel = attempt_all(loaded, spec, pairs, args.nfe, cfg, trace=spec.name != "ar")
+    traces: list[dict] = []
+    records, sel = attempt_all(loaded, spec, pairs, args.nfe, cfg,
+                               trace=spec.name != "ar" or bool(args.trace or args.html), traces=traces)
+    if args.trace or args.html:
+        save_trace(args, trace_document(traces, loaded.tokenizer, checkpoint=str(loaded.path), task="sudoku",
+                                        puzzles=args.puzzles, seed=args.seed, temperature=args.temperature))
     summary = solve_summary(records)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sampler": spec.label, "nfe_budget": args.nfe,

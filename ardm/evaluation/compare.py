@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from ardm.evaluation.metrics import (
     revision_stats,
     unigram_entropy,
 )
+from ardm.evaluation.viewer import sample_page
 from ardm.generation.gate.calibration import calibrate
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, Sampler
@@ -161,9 +163,10 @@ def _sampler(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> Sample
 
 
 def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
-         point: tuple[float | None, float] | None = None) -> dict:
+         point: tuple[float | None, float] | None = None, pages: Path | None = None) -> dict:
     """Generate cfg.num samples with one sampler at budget K (and a sweep's (temperature, top-p)
-    point, if any); per-sample and aggregate metrics."""
+    point, if any); per-sample and aggregate metrics. With `pages`, a viewer page of the first
+    sample is written there (report.html links it, issue 19)."""
     causal = spec.name == "ar"
     loaded = m.reference if causal else m.denoiser
     prompt = torch.tensor(loaded.tokenizer.encode(cfg.prompt), dtype=torch.long)
@@ -173,7 +176,7 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
     swept_t, top_p = point or (None, cfg.top_p)
     temperature = swept_t if swept_t is not None else (
         cfg.temperature if spec.temperature is None else spec.temperature)
-    samples, traces, wall = [], [], 0.0
+    samples, traces, wall, page = [], [], 0.0, {}
     for first in range(0, cfg.num, cfg.batch_size):
         batch = min(cfg.batch_size, cfg.num - first)
         g = generate(loaded.model, sampler, length=length, steps=K, batch=batch, prompt=prompt,
@@ -181,6 +184,11 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
                      trace=True)
         wall += g.wall_time_s
         traces.append({**revision_stats(g.trace), "batch": g.tokens.shape[0]})
+        if pages is not None and first == 0:
+            sweep = f"-T{temperature:g}-p{top_p:g}" if point else ""  # a sweep's runs share label and K
+            name = re.sub(r"[^\w.-]+", "_", f"{spec.label}-nfe{K}{sweep}")
+            sample_page(g.trace, loaded.tokenizer, pages / f"{name}.html", checkpoint=str(loaded.path))
+            page = {"viewer": f"{pages.name}/{name}.html"}
         for b, row in enumerate(g.tokens.tolist()):
             target = row[len(prompt):]
             samples.append({"seed": cfg.seed + first + b, "text": loaded.tokenizer.decode(target),
@@ -193,7 +201,7 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
     swept = {"top_p": top_p} if cfg.sweep else {}
     return {"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
             "temperature": temperature, **swept,
-            "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), "samples": samples}
+            "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), **page, "samples": samples}
 
 
 def _aggregate(samples: list[dict], traces: list[dict], nll, wall: float, cfg: CompareConfig) -> dict:
@@ -275,9 +283,11 @@ def data_reference(m: Models, cfg: CompareConfig) -> dict | None:
 
 
 def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
-    """Every sampler at every budget (and every point of a sweep); writes results.json, summary.md
-    and plots into `out`, results.json last and atomically (a failed run leaves none)."""
+    """Every sampler at every budget (and every point of a sweep); writes results.json, summary.md,
+    plots, report.html and viewer/ (a page of each run's first sample) into `out`, results.json last
+    and atomically (a failed run leaves none)."""
     from ardm.evaluation.frontier import build_frontier
+    from ardm.evaluation.html_report import write_html_report
     from ardm.evaluation.report import reference_entropy, write_report
 
     specs = [SamplerSpec.parse(s) for s in cfg.samplers]
@@ -302,6 +312,7 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
         "seeds": [cfg.seed + j for j in range(cfg.num)], "sampling_dtype": "float64 Gumbel-max (SPEC §6.11)",
         "data": data_reference(m, cfg), "runs": [], "skipped": []}
     out = Path(out)
+    (out / "viewer").mkdir(parents=True, exist_ok=True)
     done = _resume(out / PARTIAL, results)
     jobs = [(s, K) for K in cfg.nfe for s in specs]
     for spec, K in tqdm(jobs, desc=cfg.kind, disable=not progress):
@@ -314,7 +325,7 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
                           disable=not progress or not cfg.sweep):
             key = json.dumps([spec.label, K, *(point or ())])
             if key not in done:
-                done[key] = _run(spec, K, m, cfg, point if cfg.sweep else None)
+                done[key] = _run(spec, K, m, cfg, point if cfg.sweep else None, pages=out / "viewer")
                 _save_partial(out / PARTIAL, results, key, done[key])
             results["runs"].append(done[key])
     if not results["runs"]:
@@ -325,7 +336,7 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
         results["frontier"] = build_frontier(results, h, source, cfg.sweep, cfg.quality_target, cfg.seed)
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
     out.mkdir(parents=True, exist_ok=True)
-    write_report(results, out)
+    write_html_report(results, out, write_report(results, out))
     atomic_write_text(out / "results.json", json.dumps(results, indent=1))
     (out / PARTIAL).unlink(missing_ok=True)
     return results

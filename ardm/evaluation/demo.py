@@ -43,6 +43,6 @@ def run_demo(out: Path, checkpoints: Path = BUNDLED, num: int = DEMO_NUM, nfe: l
         print(f"NFE {K}: best {r['label']} (gen-PPL {r['gen_ppl']:.2f}, entropy {r['entropy']:.3f})" if r
               else f"NFE {K}: no run within the entropy tolerance")
     print("\n".join(gate_statements(results) + headline(results)))
-    print(f"\n[demo] report: {Path(out) / 'summary.md'} (results.json and plots beside it; "
-          f"{results['wall_time_s']} s)")
+    print(f"\n[demo] report: {Path(out) / 'summary.md'} and report.html (results.json, plots and "
+          f"viewer pages beside it; {results['wall_time_s']} s)")
     return 0

@@ -166,9 +166,10 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     pad_id (default eos_id). given: [L] or [B, L] ids fixed anywhere after the prompt (-1: free),
     settled from the start and fed at noise level 0, as conditioning positions are in training (e.g.
     Sudoku givens). stop(x [B, L]) -> [B] bool: rows it marks finish after the current step (their
-    NFE stops counting), e.g. a verifier that accepts the answer. trace: record per step which
-    positions were written / overwritten / remasked (and the gate's probabilities) in
-    `Generation.trace`.
+    NFE stops counting), e.g. a verifier that accepts the answer. trace: record the starting tokens
+    (prompt and givens, `initial`) and per step which positions were written / overwritten /
+    remasked (and the gate's probabilities) in `Generation.trace` (ardm.generation.trace writes it
+    to a file).
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)
@@ -180,6 +181,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
     fixed = g >= 0
     x = torch.where(fixed, g, x)
+    initial = _rows(x != model.cfg.vocab_size, x) if trace else None  # prompt + givens, for a viewer
     K = sampler.num_steps(L - P, steps)
     positions = torch.arange(L, device=device)
     s = StepState.begin(x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
@@ -220,7 +222,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     if trace:
         tr = {"sampler": sampler.name, "options": asdict(sampler.options), "length": L, "prompt_length": P,
               "steps": K, "positions": "absolute indices into the sequence (prompt included)",
-              "records": records}
+              "initial": initial, "records": records}
     lengths = (first.clamp(max=L - 1) - P + 1).tolist() if eos_id is not None else [L - P] * B
     wall = round(time.perf_counter() - start, 4)
     return Generation(tokens=tokens, nfe=nfe, token_forwards=[L * v for v in c["nfe_per_sample"]], steps=K,

@@ -282,3 +282,15 @@ def test_demo_runs_on_the_bundled_checkpoints(tmp_path, capsys):
     assert res["checkpoint"]["recipe"] == "shakespeare-char"
     assert res["reference"]["recipe"] == "shakespeare-char-ar"
     assert res["checkpoint"]["validation"]["bits_per_char"] < 3.0
+
+
+def test_report_html_links_a_viewer_page_of_each_runs_first_sample(compared):
+    """Issue 19: report.html beside summary.md, one viewer page per run, every link resolving."""
+    import re
+
+    results, out = compared
+    page = (out / "report.html").read_text()
+    links = re.findall(r'<a href="([^"]+)"', page)
+    assert len(links) == len(results["runs"]) and all((out / link).is_file() for link in links)
+    assert {r["viewer"] for r in results["runs"]} == set(links)
+    assert "data:image/png;base64," in page

@@ -70,8 +70,10 @@ class BenchConfig:
             raise ArdmError("num, batch size and every NFE budget must be >= 1")
 
 
-def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConfig, trace: bool = False):
-    """Solve every puzzle once; returns per-puzzle records and the selectivity of the overwrites."""
+def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConfig, trace: bool = False,
+                traces: list[dict] | None = None):
+    """Solve every puzzle once; returns per-puzzle records and the selectivity of the overwrites.
+    With trace, each batch's loop trace (with its `first_sample`) is appended to `traces` if given."""
     codec = Codec(loaded.tokenizer)
     stats = None
     if spec.calibrated:  # the linear gate's normalisation statistics at this budget (SPEC §6.8)
@@ -90,6 +92,8 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
                      "grid": format_grid(a.grid)} for a in attempts]
         if trace:
             counts.update(selectivity_counts(tr, codec, puzzles, [q for _, q in chunk]))  # keeps zeros
+            if traces is not None:
+                traces.append({"first_sample": first, **tr})
     return records, selectivity_rates(counts) if trace else None
 
 
