@@ -1,7 +1,8 @@
 """Training throughput and model FLOP utilisation (MFU) against the matmul peak measured in the
 same run, for two model sizes. Prints a table and writes JSON.
 
-    python benchmarks/train_throughput.py [--device cpu] [--out runs/bench/train_throughput.json]
+    python benchmarks/train_throughput.py [--device cpu] [--recipes shakespeare-char,shakespeare-char-ar]
+                                          [--out runs/bench/train_throughput.json]
 
 FLOPs per trained token (PaLM appendix B): 6 * N + 12 * n_layer * d * seq, N = non-embedding
 parameters including the output head (embedding lookups are free). The peak is the best fp32
@@ -21,6 +22,7 @@ import torch
 from ardm.core.config import MODEL_PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ardm.core.model import TransformerDenoiser
 from ardm.core.objectives import make_objective
+from ardm.training.recipes import get_recipe
 
 
 def sync(device):
@@ -48,14 +50,20 @@ def matmul_peak(device, dtype, seconds: float = 1.0) -> dict:
     return {"peak_flops": max(rates.values()), "by_shape": rates}
 
 
-def train_rate(preset: str, device, batch: int, seq: int, steps: int, bf16: bool) -> dict:
+def preset_config(preset: str, batch: int, seq: int) -> RunConfig:
+    """A diffusion run of a model preset (the default rows)."""
     mcfg = ModelConfig(vocab_size=65, max_len=seq, **MODEL_PRESETS[preset])
-    cfg = RunConfig(model=mcfg, data=DataConfig(seq_len=seq), train=TrainConfig(batch_size=batch))
+    return RunConfig(model=mcfg, data=DataConfig(seq_len=seq), train=TrainConfig(batch_size=batch))
+
+
+def train_rate(label: str, cfg: RunConfig, device, steps: int, bf16: bool) -> dict:
+    """Optimizer steps/s of `cfg`'s model, objective, batch and sequence length on random tokens."""
+    mcfg, batch, seq = cfg.model, cfg.train.batch_size, min(cfg.data.seq_len, cfg.model.max_len)
     model = TransformerDenoiser(mcfg).to(device)
     objective = make_objective(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 65, (batch, seq), generator=gen).to(device)
+    x = torch.randint(0, mcfg.vocab_size, (batch, seq), generator=gen).to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step():
@@ -77,7 +85,8 @@ def train_rate(preset: str, device, batch: int, seq: int, steps: int, bf16: bool
     n_params = model.num_params(non_embedding=True) + model.head.weight.numel()
     flops_per_token = 6 * n_params + 12 * mcfg.n_layer * mcfg.d_model * seq
     tokens_per_s = batch * seq / dt
-    return {"preset": preset, "n_layer": mcfg.n_layer, "d_model": mcfg.d_model,
+    return {"name": label, "recipe": cfg.recipe, "objective": cfg.train.objective, "noise": cfg.noise.kind,
+            "n_layer": mcfg.n_layer, "d_model": mcfg.d_model,
             "params_non_embedding_with_head": n_params, "batch": batch, "seq_len": seq,
             "ms_per_step": 1000 * dt, "tokens_per_s": tokens_per_s,
             "flops_per_token": flops_per_token, "model_flops_per_s": flops_per_token * tokens_per_s}
@@ -87,6 +96,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sizes", default="small,medium", help="model presets (ardm.core.config.MODEL_PRESETS)")
+    ap.add_argument("--recipes", default="",
+                    help="also these recipes as they train (model, objective, noise, batch, seq_len), "
+                         "e.g. shakespeare-char,shakespeare-char-ar,shakespeare-char-from-ar")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--steps", type=int, default=10)
@@ -95,9 +107,14 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device(args.device)
     peak = matmul_peak(device, torch.bfloat16 if args.bf16 else torch.float32)
+    runs = [(p, preset_config(p, args.batch_size, args.seq_len)) for p in args.sizes.split(",") if p]
+    for name in filter(None, args.recipes.split(",")):
+        cfg = get_recipe(name)
+        cfg.model.vocab_size = cfg.model.vocab_size or 65  # set from the corpus when training; chars here
+        runs.append((name, cfg))
     rows = []
-    for preset in args.sizes.split(","):
-        r = train_rate(preset, device, args.batch_size, args.seq_len, args.steps, args.bf16)
+    for label, cfg in runs:
+        r = train_rate(label, cfg, device, args.steps, args.bf16)
         r["mfu"] = r["model_flops_per_s"] / peak["peak_flops"]
         rows.append(r)
     result = {"benchmark": "train_throughput", "device": str(device), "threads": torch.get_num_threads(),
@@ -108,11 +125,11 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2))
     print(f"device {device}, {torch.get_num_threads()} threads, measured matmul peak "
           f"{peak['peak_flops'] / 1e9:.1f} GFLOP/s ({result['dtype']})")
-    print(f"{'preset':8s} {'layers':>6s} {'width':>6s} {'params':>9s} {'tokens/s':>10s} "
+    print(f"{'model or recipe':26s} {'layers':>6s} {'width':>6s} {'params':>9s} {'tokens/s':>10s} "
           f"{'GFLOP/s':>8s} {'MFU':>6s}")
     for r in rows:
         n = r["params_non_embedding_with_head"]
-        print(f"{r['preset']:8s} {r['n_layer']:6d} {r['d_model']:6d} {n:9,d} "
+        print(f"{r['name']:26s} {r['n_layer']:6d} {r['d_model']:6d} {n:9,d} "
               f"{r['tokens_per_s']:10,.0f} {r['model_flops_per_s'] / 1e9:8.1f} {r['mfu']:6.1%}")
     print(f"wrote {out}")
 
