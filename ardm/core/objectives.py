@@ -17,9 +17,17 @@ from ardm.core.schedules import TrainingLevels
 if TYPE_CHECKING:
     from ardm.core.config import RunConfig
 
-__all__ = ["OBJECTIVES", "CausalObjective", "DiffusionObjective", "make_objective", "token_nll"]
+__all__ = ["OBJECTIVES", "CausalObjective", "DiffusionObjective", "denoise", "make_objective", "token_nll"]
 
 OBJECTIVES: Registry[type] = Registry("train.objective")
+
+
+def denoise(model, z: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
+    """The denoiser's (logits, hidden) for noisy z of clean x: a block_causal model reads BD3-LM's
+    two-copy input [z ; x] (every block from clean earlier blocks, one pass); any other model z alone."""
+    if model.cfg.attention == "block_causal":
+        return model(z, t, clean=x)
+    return model(z, t)
 
 
 @OBJECTIVES.register("diffusion")
@@ -63,7 +71,7 @@ class DiffusionObjective:
         c = self.noise.corrupt(x, t, generator)
         if clean is not None:
             c.z, c.masked, c.replaced = torch.where(clean, x, c.z), c.masked & ~clean, c.replaced & ~clean
-        logits, _ = model(c.z, t)
+        logits, _ = denoise(model, c.z, t, x)
         nll = token_nll(logits, x)  # once per step: the loss and the logged statistics share it
         if clean is None:
             loss = self.noise.token_loss(logits, x, c, t, nll=nll).sum() / (B * L)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ardm.core.denoiser import Denoiser
-from ardm.core.objectives import token_nll
+from ardm.core.objectives import denoise, token_nll
 from ardm.data.tokens import encode, eval_blocks
 from ardm.errors import ArdmError
 
@@ -54,7 +54,7 @@ def absorbing_nelbo(model: Denoiser, x: torch.Tensor, draws: int, generator: tor
         t = (1e-3 + (1 - 1e-3) * u[:, d]).to(x.device)  # MDLM t_eps
         masked = torch.rand(B, L, generator=generator).to(x.device) < t[:, None]
         z = torch.where(masked, torch.full_like(x, mask_id), x)
-        logits, _ = model(z, t[:, None].expand(B, L))
+        logits, _ = denoise(model, z, t[:, None].expand(B, L), x)
         out[:, d] = ((token_nll(logits, x) * masked).sum(1) / t).cpu()
     return out
 
@@ -106,6 +106,9 @@ def evaluate_text(model: Denoiser, tokenizer, text: str, seq_len: int, *, draws:
 
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}")
+    if estimator == "exact_order" and model.cfg.attention == "block_causal":
+        raise ArdmError("estimator exact_order needs a bidirectional denoiser; a block_causal model's "
+                        "likelihood is the NELBO of its blocks (estimator nelbo)")
     model.eval()
     ids = encode(tokenizer, text)
     causal = model.cfg.causal
