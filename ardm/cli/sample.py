@@ -59,6 +59,12 @@ def add_parser(sub) -> None:
                    help="--sampler gate: a gate folder from `ardm train-gate` (default: the checkpoint's "
                         "gate/ folder if any, else the linear default gate; --set gate=linear|learned|none "
                         "chooses explicitly)")
+    p.add_argument("--block-size", type=int, default=0, metavar="W",
+                   help="semi-autoregressive blocks of W positions (W divides --length; steps a multiple "
+                        "of the number of blocks); the sampler runs inside the current block. 0: one "
+                        "block; a block_causal model always uses its own blocks")
+    p.add_argument("--cache", choices=("none", "exact"), default="none",
+                   help="exact: a block_causal model computes settled blocks once (KV cache, SPEC §11.6)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -102,7 +108,7 @@ def run(args) -> int:
         g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
                      seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                      progress=not (args.json or args.no_progress or args.show),
-                     trace=bool(args.trace or args.show))
+                     trace=bool(args.trace or args.show), block_size=args.block_size, cache=args.cache)
         if args.show and first == 0:
             from ardm.cli.show import animate
 
@@ -111,6 +117,7 @@ def run(args) -> int:
             c = g.row_counts(b)
             overwrites = {"selected": c["overwrites_selected"], "effective": c["overwrites_effective"]}
             samples.append({"seed": args.seed + first + b, "text": tok.decode(row), "nfe": c["nfe"],
+                            "token_forwards": c["token_forwards"],
                             "writes": c["writes"], "overwrites": overwrites, "remasks": c["remasks"]})
         if args.trace:
             traces.append({"first_sample": first, **g.trace})
@@ -124,7 +131,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sampler": sampler.name,
                           "options": dataclasses.asdict(sampler.options), "steps": args.steps,
-                          "length": length, "prompt": args.prompt, "seed": args.seed,
+                          "block_size": args.block_size, "cache": args.cache, "length": length, "prompt": args.prompt, "seed": args.seed,
                           "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
                           "samples": samples, "wall_time_s": round(wall, 4)}, indent=2))
     else:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
+from ardm.generation.blocks import Passes, block_windows, resolve_block_size
 from ardm.generation.samplers.base import Sampler, StepState, TokenSampling, WriteSet
 
 __all__ = ["generate", "Generation"]
@@ -39,7 +40,7 @@ class Generation:
     tokens: torch.Tensor  # [B, L] prompt + generated tokens; after the first EOS: pad_id
     nfe: int  # denoiser passes over the batch (SPEC §6.10: a batched pass counts 1 per sequence)
     nfe_per_sample: list[int]  # passes each row took part in (= the NFE of its single run)
-    token_forwards: list[int]  # positions processed per row (SPEC §6.10; L per full pass, no cache yet)
+    token_forwards: list[int]  # positions recomputed per row (SPEC §6.10; L per full pass, fewer cached)
     steps: int  # K
     prompt_length: int
     lengths: list[int]  # generated tokens per row, through its first EOS (all n without EOS)
@@ -153,12 +154,86 @@ def _apply(s: StepState, w: WriteSet, counts: torch.Tensor, record: bool) -> tup
                    last_change=torch.where(now, s.k, s.last_change)), rec
 
 
+@dataclass
+class _Run:
+    """The state of one `generate` call across its blocks: full-length [B, L] tensors and counters."""
+
+    x: torch.Tensor
+    settled: torch.Tensor
+    fixed: torch.Tensor  # given positions, fed at level 0
+    changes: torch.Tensor
+    last_change: torch.Tensor
+    active: torch.Tensor
+    counts: torch.Tensor  # [len(COUNTERS), B]
+    forwards: torch.Tensor  # [B] token-forwards: positions recomputed while the row was active
+    generators: list[torch.Generator]
+    prompt_len: int
+    records: list = field(default_factory=list)
+    nfe: int = 0
+    aux: dict = field(default_factory=dict)
+
+
+def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window: tuple[int, int], K: int,
+           sampling: TokenSampling, eos_id: int | None, stop, progress: bool, trace: bool) -> None:
+    """Run the sampler for K steps on positions [.., hi) with everything before max(lo, P) as its
+    prompt, then fill any MASK left before the first EOS by argmax (MDLM noise removal, +1 NFE)."""
+    lo, hi = window
+    P = max(lo, run.prompt_len)
+    B = run.x.shape[0]
+    device = run.x.device
+    before = torch.arange(hi, device=device) < (P if model.cfg.attention == "block_causal" else 0)
+    zero_t = run.fixed[:, :hi] | before  # block_causal: settled earlier blocks are clean (BD3-LM)
+    s = StepState.begin(run.x[:, :hi], k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
+                        settled=run.settled[:, :hi], sampling=sampling, generators=run.generators)
+    s = replace(s, active=run.active, changes=run.changes[:, :hi], last_change=run.last_change[:, :hi])
+    s = replace(s, aux=sampler.init(s))
+    passes.begin(lo, run.x)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    tag = {"block": [lo, hi]} if (lo, hi) != (0, run.x.shape[1]) else {}
+
+    def forward(state: StepState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = torch.where(zero_t, 0.0, sampler.levels(state))
+        logits, hidden, done = passes(state.x, t)
+        run.nfe += 1
+        run.counts[0] += state.active.cpu()
+        run.forwards += done * state.active.cpu()
+        return logits, hidden, t
+
+    for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
+        s = replace(s, k=k, logits=None, hidden=None, t=None)
+        logits, hidden, t = forward(s)
+        w = sampler.step(replace(s, logits=logits, hidden=hidden, t=t))
+        s, rec = _apply(s, w, run.counts, trace)
+        run.records += [{**(rec or {}), **tag}] if trace else []
+        # w.done ends the row's block; stop and a settled EOS end the row
+        over = _eos_settled(s, eos_id) & s.active
+        if stop is not None:
+            over = over | (stop(torch.cat([s.x, run.x[:, hi:]], 1)).to(device) & s.active)
+        finished |= over
+        done = over if w.done is None else over | w.done.to(device)
+        s = replace(s, prev_logits=logits, active=s.active & ~done)
+        if not s.active.any():
+            break
+    positions = torch.arange(hi, device=device)
+    need = (s.x == s.mask_id) & (positions[None] < _first_eos(s.x, P, eos_id)[:, None]) & s.target
+    if need.any() and not model.cfg.causal:  # MDLM "noise removal": argmax fill, +1 NFE
+        last = replace(s, k=K, active=need.any(1))
+        logits, _, _ = forward(last)
+        s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), run.counts, trace)
+        run.records += [{**(rec or {}), **tag, "final_fill": True}] if trace else []
+    # the block is complete: settle it for the next block (its cache entry) and store it
+    run.x[:, :hi], run.changes[:, :hi], run.last_change[:, :hi] = s.x, s.changes, s.last_change
+    run.settled[:, :hi] = s.settled | (s.target & (s.x != s.mask_id))
+    run.active, run.aux = run.active & ~finished & ~_eos_settled(s, eos_id), s.aux
+
+
 @torch.no_grad()
 def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batch: int = 1,
              prompt: torch.Tensor | None = None, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
              given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             progress: bool = False, trace: bool = False) -> Generation:
+             progress: bool = False, trace: bool = False, block_size: int = 0,
+             cache: str = "none") -> Generation:
     """Run `sampler` for (up to) K steps from an all-MASK target after a fixed prompt.
 
     prompt: [P] (shared) or [batch, P] clean prefix, never rewritten. eos_id: a row is finished once
@@ -168,7 +243,9 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     Sudoku givens). stop(x [B, L]) -> [B] bool: rows it marks finish after the current step (their
     NFE stops counting), e.g. a verifier that accepts the answer. trace: record per step which
     positions were written / overwritten / remasked (and the gate's probabilities) in
-    `Generation.trace`.
+    `Generation.trace`. block_size W > 0: semi-autoregressive blocks of W positions (W divides the
+    length), K / #blocks steps each (ardm.generation.blocks; a block_causal model always runs on its
+    own blocks). cache="exact": a block_causal model computes settled blocks once (SPEC §11.6).
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)
@@ -179,49 +256,30 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     B, L = x.shape
     g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
     fixed = g >= 0
-    x = torch.where(fixed, g, x)
-    K = sampler.num_steps(L - P, steps)
+    windows = block_windows(L, P, resolve_block_size(model.cfg, block_size, cache))
+    if steps % len(windows):
+        raise ArdmError(f"steps ({steps}) must be a multiple of the number of blocks ({len(windows)})")
+    Ks = [sampler.num_steps(hi - max(lo, P), steps // len(windows)) for lo, hi in windows]
     positions = torch.arange(L, device=device)
-    s = StepState.begin(x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
-                        settled=(positions < P).expand(B, L) | fixed, sampling=sampling,
-                        generators=[torch.Generator().manual_seed(seed + b) for b in range(B)])
-    s = replace(s, aux=sampler.init(s))
-    counts = torch.zeros(len(COUNTERS), B, dtype=torch.long)
-    nfe, records = 0, []
-    for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
-        s = replace(s, k=k, logits=None, hidden=None, t=None)
-        t = torch.where(fixed, 0.0, sampler.levels(s))
-        logits, hidden = model(s.x, t)
-        nfe += 1
-        counts[0] += s.active.cpu()
-        w = sampler.step(replace(s, logits=logits, hidden=hidden, t=t))
-        s, rec = _apply(s, w, counts, trace)
-        records += [rec] if trace else []
-        done = torch.zeros(B, dtype=torch.bool, device=device) if w.done is None else w.done.to(device)
-        if stop is not None:
-            done = done | stop(s.x).to(device)
-        s = replace(s, prev_logits=logits, active=s.active & ~done & ~_eos_settled(s, eos_id))
-        if not s.active.any():
-            break
-    need = (s.x == s.mask_id) & (positions[None] < _first_eos(s.x, P, eos_id)[:, None])
-    if need.any() and not model.cfg.causal:  # MDLM "noise removal": argmax fill, +1 NFE
-        rows = need.any(1)
-        last = replace(s, k=K, active=rows)
-        logits, _ = model(s.x, torch.where(fixed, 0.0, sampler.levels(last)))
-        nfe += 1
-        counts[0] += rows.cpu()
-        s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), counts, trace)
-        records += [{**(rec or {}), "final_fill": True}] if trace else []
-    first = _first_eos(s.x, P, eos_id)
+    run = _Run(x=torch.where(fixed, g, x), settled=(positions < P).expand(B, L) | fixed, fixed=fixed,
+               changes=torch.zeros_like(x), last_change=torch.zeros_like(x),
+               active=torch.ones(B, dtype=torch.bool, device=device),
+               counts=torch.zeros(len(COUNTERS), B, dtype=torch.long), forwards=torch.zeros(B, dtype=torch.long),
+               generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], prompt_len=P)
+    passes = Passes(model, cache)
+    for window, K in zip(windows, Ks):
+        if run.active.any():
+            _block(run, model, sampler, passes, window, K, sampling, eos_id, stop, progress, trace)
+    first = _first_eos(run.x, P, eos_id)
     pad = eos_id if pad_id is None else pad_id
-    tokens = s.x if pad is None else torch.where(positions[None] > first[:, None], pad, s.x)
-    c = {name: counts[j].tolist() for j, name in enumerate(COUNTERS)}
+    tokens = run.x if pad is None else torch.where(positions[None] > first[:, None], pad, run.x)
+    c = {name: run.counts[j].tolist() for j, name in enumerate(COUNTERS)}
     tr = None
     if trace:
         tr = {"sampler": sampler.name, "options": asdict(sampler.options), "length": L, "prompt_length": P,
-              "steps": K, "positions": "absolute indices into the sequence (prompt included)",
-              "records": records}
+              "steps": sum(Ks), "positions": "absolute indices into the sequence (prompt included)",
+              "records": run.records}
     lengths = (first.clamp(max=L - 1) - P + 1).tolist() if eos_id is not None else [L - P] * B
     wall = round(time.perf_counter() - start, 4)
-    return Generation(tokens=tokens, nfe=nfe, token_forwards=[L * v for v in c["nfe_per_sample"]], steps=K,
-                      prompt_length=P, lengths=lengths, wall_time_s=wall, trace=tr, aux=s.aux, **c)
+    return Generation(tokens=tokens, nfe=run.nfe, token_forwards=run.forwards.tolist(), steps=sum(Ks),
+                      prompt_length=P, lengths=lengths, wall_time_s=wall, trace=tr, aux=run.aux, **c)

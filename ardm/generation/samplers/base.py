@@ -173,6 +173,8 @@ class Sampler:
 
     def check_model(self, attention: str, noise_kind: str | None = None) -> None:
         """Raise ArdmError if the sampler cannot run on this kind of model."""
+        if attention == "block_causal":  # a denoiser, run block by block by the loop (SPEC §11.6)
+            attention = "bidirectional"
         if attention != self.attention:
             raise ArdmError(f"sampler {self.name!r} needs a {self.attention} model, this one is {attention} "
                             f"(use {'ar' if attention == 'causal' else 'a diffusion sampler, e.g. mdlm'})")
