@@ -131,7 +131,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sampler": sampler.name,
                           "options": dataclasses.asdict(sampler.options), "steps": args.steps,
-                          "block_size": args.block_size, "cache": args.cache, "length": length, "prompt": args.prompt, "seed": args.seed,
+                          "block_size": args.block_size, "cache": args.cache,
+                          "length": length, "prompt": args.prompt, "seed": args.seed,
                           "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
                           "samples": samples, "wall_time_s": round(wall, 4)}, indent=2))
     else:

@@ -199,7 +199,8 @@ class TransformerDenoiser(nn.Module):
                              f"boundaries of {bs} or beyond max_len {self.cfg.max_len}")
         pos = torch.arange(start, start + W, device=tokens.device)
         x = self._inputs(tokens, t, None, pos)
-        mask = torch.cat([torch.ones(W, start, dtype=torch.bool, device=x.device), self.block_mask(pos, pos)], 1)
+        seen = torch.ones(W, start, dtype=torch.bool, device=x.device)  # every cached position
+        mask = torch.cat([seen, self.block_mask(pos, pos)], 1)
         h, kvs = self._trunk(x, pos, mask, False, cache.layers if start else None)
         if commit:
             cache.append([(k[:, :, :commit], v[:, :, :commit]) for k, v in kvs])
@@ -257,6 +258,7 @@ class KVCache:
 
     def append(self, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         if self.layers:
-            kvs = [(torch.cat([k0, k], 2), torch.cat([v0, v], 2)) for (k0, v0), (k, v) in zip(self.layers, kvs)]
+            kvs = [(torch.cat([k0, k], 2), torch.cat([v0, v], 2))
+                   for (k0, v0), (k, v) in zip(self.layers, kvs)]
         self.layers = kvs
         self.length = kvs[0][0].shape[2]

@@ -264,7 +264,8 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     run = _Run(x=torch.where(fixed, g, x), settled=(positions < P).expand(B, L) | fixed, fixed=fixed,
                changes=torch.zeros_like(x), last_change=torch.zeros_like(x),
                active=torch.ones(B, dtype=torch.bool, device=device),
-               counts=torch.zeros(len(COUNTERS), B, dtype=torch.long), forwards=torch.zeros(B, dtype=torch.long),
+               counts=torch.zeros(len(COUNTERS), B, dtype=torch.long),
+               forwards=torch.zeros(B, dtype=torch.long),
                generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], prompt_len=P)
     passes = Passes(model, cache)
     for window, K in zip(windows, Ks):

@@ -48,8 +48,8 @@ def test_cached_and_uncached_runs_agree_step_by_step(name, opts):
     runs = {}
     for cache in ("none", "exact"):
         rec = Recording(model)
-        g = generate(rec, make_sampler(name, **opts), length=L, steps=16, batch=2, prompt=torch.tensor([1, 2, 3]),
-                     seed=3, cache=cache)
+        g = generate(rec, make_sampler(name, **opts), length=L, steps=16, batch=2,
+                     prompt=torch.tensor([1, 2, 3]), seed=3, cache=cache)
         runs[cache] = (g, rec.seen)
     (plain, seen_plain), (cached, seen_cached) = runs["none"], runs["exact"]
     assert len(seen_plain) == len(seen_cached) == plain.nfe == cached.nfe
@@ -64,7 +64,8 @@ def test_token_forwards_count_recomputed_positions():
     """mdlm, 4 blocks of 8, 2 steps each, eps 0 (no fill pass): uncached passes read the sequence up
     to the block's end, cached ones the block (plus, once per block, the block settled before it)."""
     g0 = generate(block_model(), make_sampler("mdlm"), length=L, steps=8, prompt=torch.tensor([1]))
-    g1 = generate(block_model(), make_sampler("mdlm"), length=L, steps=8, prompt=torch.tensor([1]), cache="exact")
+    g1 = generate(block_model(), make_sampler("mdlm"), length=L, steps=8, prompt=torch.tensor([1]),
+                  cache="exact")
     assert g0.nfe == g1.nfe == 8
     assert g0.token_forwards == [2 * (8 + 16 + 24 + 32)]
     assert g1.token_forwards == [8 + 8 + 3 * (16 + 8)]
