@@ -199,8 +199,10 @@ class TransformerDenoiser(nn.Module):
                              f"boundaries of {bs} or beyond max_len {self.cfg.max_len}")
         pos = torch.arange(start, start + W, device=tokens.device)
         x = self._inputs(tokens, t, None, pos)
-        seen = torch.ones(W, start, dtype=torch.bool, device=x.device)  # every cached position
-        mask = torch.cat([seen, self.block_mask(pos, pos)], 1)
+        mask = None  # one block: it sees every cached position and itself (SDPA's fast path)
+        if W > bs:
+            seen = torch.ones(W, start, dtype=torch.bool, device=x.device)  # every cached position
+            mask = torch.cat([seen, self.block_mask(pos, pos)], 1)
         h, kvs = self._trunk(x, pos, mask, False, cache.layers if start else None)
         if commit:
             cache.append([(k[:, :, :commit], v[:, :, :commit]) for k, v in kvs])
@@ -236,7 +238,10 @@ class TransformerDenoiser(nn.Module):
 
     def _trunk(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
                past: list | None = None) -> tuple[torch.Tensor, list]:
-        cos, sin = self.rope_cos[pos], self.rope_sin[pos]
+        if pos.numel() and bool(pos[-1] - pos[0] == pos.numel() - 1):  # contiguous: a view, no copy
+            cos, sin = self.rope_cos[int(pos[0]): int(pos[-1]) + 1], self.rope_sin[int(pos[0]): int(pos[-1]) + 1]
+        else:
+            cos, sin = self.rope_cos[pos], self.rope_sin[pos]
         kvs = []
         for j, block in enumerate(self.blocks):
             x, kv = block(x, cos, sin, attn_mask, is_causal, None if past is None else past[j])

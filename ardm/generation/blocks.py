@@ -4,15 +4,15 @@
 prompt included) and runs the sampler block by block: inside block b the sampler sees the sequence
 up to the block's end, with everything before the block as its prompt, and gets K / #blocks steps.
 Every policy (mdlm, llada, remdm, edit, gate, ...) thus runs inside the current block unchanged.
+The sampler's state is the block alone (its cost does not grow with the settled prefix); the
+block's prompt is the part of the prompt inside it.
 
 A `Passes` object makes the denoiser calls of one run:
 - a block_causal model (BD3-LM) reads only the sequence up to the block's end (later blocks cannot
-  affect it); `cache="exact"` computes each settled block's keys/values once (folded into the first
+  affect it; earlier ones at level 0); `cache="exact"` computes each settled block's keys/values once (folded into the first
   pass of the next block) and recomputes only the current block: same logits to fp32 rounding;
 - a bidirectional model reads the whole sequence, later blocks still MASK (LLaDA's semi-AR reading);
   a cache of it would be approximate, and is refused here.
-Logits before the current block are zero in every mode: those positions are settled and no sampler
-reads them, and the samplers then see the same input with and without the cache.
 """
 
 from __future__ import annotations
@@ -59,40 +59,32 @@ def block_windows(length: int, prompt_len: int, width: int) -> list[tuple[int, i
 
 
 class Passes:
-    """The denoiser passes of one run: `__call__(x, t)` on the sequence up to the current block's end
-    [B, hi] returns (logits, hidden) for those positions and the positions it recomputed."""
+    """The denoiser passes of one run. `begin(lo, hi, x)` starts block [lo, hi) of the sequence x
+    [B, L]; `__call__(xb, tb)` on the block's tokens and levels [B, hi - lo] returns its logits,
+    hidden states and the number of positions the pass recomputed."""
 
     def __init__(self, model: Denoiser, cache: str):
         self.model = model
         self.cache = KVCache() if cache == "exact" else None
         self.block_causal = model.cfg.attention == "block_causal"
-        self.lo = 0
-        self.x_full = torch.zeros(0, 0)
+        self.lo, self.hi, self.x = 0, 0, torch.zeros(0, 0, dtype=torch.long)
 
-    def begin(self, lo: int, x_full: torch.Tensor) -> None:
-        """Start the block that begins at lo; x_full [B, L] is the whole sequence now (a bidirectional
-        model reads its later blocks: MASK, or givens)."""
-        self.lo, self.x_full = lo, x_full
+    def begin(self, lo: int, hi: int, x: torch.Tensor) -> None:
+        self.lo, self.hi, self.x = lo, hi, x
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-        B, hi = x.shape
-        if self.cache is not None:  # recompute [cached, hi); settle whole blocks before the current one
+    def __call__(self, xb: torch.Tensor, tb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        lo, hi, W = self.lo, self.hi, xb.shape[1]
+        if self.cache is not None:  # recompute [cached, hi) and settle the blocks before this one
             c = self.cache.length
-            part, hidden_part = self.model.forward_cached(x[:, c:], t[:, c:], self.cache,  # type: ignore[attr-defined]
-                                                          commit=self.lo - c)
-            logits = part.new_zeros(B, hi, part.shape[-1])
-            hidden = hidden_part.new_zeros(B, hi, hidden_part.shape[-1])
-            logits[:, c:], hidden[:, c:] = part, hidden_part
-            done = hi - c
-        elif self.block_causal or hi == self.x_full.shape[1]:
-            logits, hidden = self.model(x, t)
-            done = hi
-        else:  # a bidirectional model sees the later blocks too (still MASK, level 1)
-            tail = self.x_full[:, hi:]
-            full_t = torch.cat([t, torch.ones(tail.shape, device=t.device, dtype=t.dtype)], 1)
-            logits, hidden = self.model(torch.cat([x, tail], 1), full_t)
-            logits, hidden, done = logits[:, :hi], hidden[:, :hi], self.x_full.shape[1]
-        if self.lo:
-            logits, hidden = logits.clone(), hidden.clone()
-            logits[:, : self.lo], hidden[:, : self.lo] = 0.0, 0.0
-        return logits, hidden, done
+            t = torch.cat([torch.zeros_like(self.x[:, c:lo], dtype=tb.dtype), tb], 1)
+            logits, hidden = self.model.forward_cached(  # type: ignore[attr-defined]
+                torch.cat([self.x[:, c:lo], xb], 1), t, self.cache, commit=lo - c)
+            return logits[:, -W:], hidden[:, -W:], hi - c
+        # earlier blocks are settled: level 0 for a block_causal model (its clean copy in training),
+        # the block's level for a bidirectional one (flat training: one level for every position);
+        # a bidirectional model also reads the later blocks (MASK or givens, LLaDA's semi-AR reading)
+        tail = self.x[:, hi:] if not self.block_causal else self.x[:, :0]
+        around = torch.zeros(()) if self.block_causal else tb.max()
+        t = torch.cat([around.expand(xb.shape[0], lo), tb, around.expand(*tail.shape)], 1)
+        logits, hidden = self.model(torch.cat([self.x[:, :lo], xb, tail], 1), t)
+        return logits[:, lo:hi], hidden[:, lo:hi], t.shape[1]

@@ -175,21 +175,22 @@ class _Run:
 
 def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window: tuple[int, int], K: int,
            sampling: TokenSampling, eos_id: int | None, stop, progress: bool, trace: bool) -> None:
-    """Run the sampler for K steps on positions [.., hi) with everything before max(lo, P) as its
-    prompt, then fill any MASK left before the first EOS by argmax (MDLM noise removal, +1 NFE)."""
+    """Run the sampler for K steps on block [lo, hi) (the whole sequence when unblocked), its part of
+    the prompt as its prompt, then fill any MASK left before the first EOS by argmax (MDLM noise
+    removal, +1 NFE). The sampler sees the block alone; the passes see what precedes it."""
     lo, hi = window
-    P = max(lo, run.prompt_len)
+    P = max(run.prompt_len - lo, 0)
     B = run.x.shape[0]
     device = run.x.device
-    before = torch.arange(hi, device=device) < (P if model.cfg.attention == "block_causal" else 0)
-    zero_t = run.fixed[:, :hi] | before  # block_causal: settled earlier blocks are clean (BD3-LM)
-    s = StepState.begin(run.x[:, :hi], k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
-                        settled=run.settled[:, :hi], sampling=sampling, generators=run.generators)
-    s = replace(s, active=run.active, changes=run.changes[:, :hi], last_change=run.last_change[:, :hi])
+    zero_t = run.fixed[:, lo:hi]  # givens at level 0; a block_causal model's prompt too (clean copy)
+    if model.cfg.attention == "block_causal":
+        zero_t = zero_t | (torch.arange(hi - lo, device=device) < P)
+    s = StepState.begin(run.x[:, lo:hi], k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
+                        settled=run.settled[:, lo:hi], sampling=sampling, generators=run.generators)
+    s = replace(s, active=run.active, changes=run.changes[:, lo:hi], last_change=run.last_change[:, lo:hi])
     s = replace(s, aux=sampler.init(s))
-    passes.begin(lo, run.x)
+    passes.begin(lo, hi, run.x)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    tag = {"block": [lo, hi]} if (lo, hi) != (0, run.x.shape[1]) else {}
 
     def forward(state: StepState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         t = torch.where(zero_t, 0.0, sampler.levels(state))
@@ -199,32 +200,48 @@ def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window:
         run.forwards += done * state.active.cpu()
         return logits, hidden, t
 
+    def record(rec: dict | None, **extra) -> None:
+        if trace and rec is not None:
+            run.records.append({**_shift(rec, lo), **({"block": [lo, hi]} if lo or hi < run.x.shape[1] else {}),
+                                **extra})
+
     for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
         s = replace(s, k=k, logits=None, hidden=None, t=None)
         logits, hidden, t = forward(s)
         w = sampler.step(replace(s, logits=logits, hidden=hidden, t=t))
         s, rec = _apply(s, w, run.counts, trace)
-        run.records += [{**(rec or {}), **tag}] if trace else []
+        record(rec)
         # w.done ends the row's block; stop and a settled EOS end the row
         over = _eos_settled(s, eos_id) & s.active
         if stop is not None:
-            over = over | (stop(torch.cat([s.x, run.x[:, hi:]], 1)).to(device) & s.active)
+            full = torch.cat([run.x[:, :lo], s.x, run.x[:, hi:]], 1)
+            over = over | (stop(full).to(device) & s.active)
         finished |= over
         done = over if w.done is None else over | w.done.to(device)
         s = replace(s, prev_logits=logits, active=s.active & ~done)
         if not s.active.any():
             break
-    positions = torch.arange(hi, device=device)
+    positions = torch.arange(hi - lo, device=device)
     need = (s.x == s.mask_id) & (positions[None] < _first_eos(s.x, P, eos_id)[:, None]) & s.target
     if need.any() and not model.cfg.causal:  # MDLM "noise removal": argmax fill, +1 NFE
         last = replace(s, k=K, active=need.any(1))
         logits, _, _ = forward(last)
         s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), run.counts, trace)
-        run.records += [{**(rec or {}), **tag, "final_fill": True}] if trace else []
-    # the block is complete: settle it for the next block (its cache entry) and store it
-    run.x[:, :hi], run.changes[:, :hi], run.last_change[:, :hi] = s.x, s.changes, s.last_change
-    run.settled[:, :hi] = s.settled | (s.target & (s.x != s.mask_id))
+        record(rec, final_fill=True)
+    # the block is complete: store it, settled (what the next block's cache holds)
+    run.x[:, lo:hi], run.changes[:, lo:hi], run.last_change[:, lo:hi] = s.x, s.changes, s.last_change
+    run.settled[:, lo:hi] = s.settled | (s.target & (s.x != s.mask_id))
     run.active, run.aux = run.active & ~finished & ~_eos_settled(s, eos_id), s.aux
+
+
+def _shift(rec: dict, lo: int) -> dict:
+    """A trace record of a block with its positions made absolute (indices into the sequence)."""
+    if not lo:
+        return rec
+    out = dict(rec)
+    for key in ("written", "overwritten", "remasked"):
+        out[key] = [[[p + lo, *rest] for p, *rest in row] for row in rec[key]]
+    return out
 
 
 @torch.no_grad()
