@@ -238,8 +238,9 @@ class TransformerDenoiser(nn.Module):
 
     def _trunk(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
                past: list | None = None) -> tuple[torch.Tensor, list]:
-        if pos.numel() and bool(pos[-1] - pos[0] == pos.numel() - 1):  # contiguous: a view, no copy
-            cos, sin = self.rope_cos[int(pos[0]): int(pos[-1]) + 1], self.rope_sin[int(pos[0]): int(pos[-1]) + 1]
+        first, last = (int(pos[0]), int(pos[-1])) if pos.numel() else (0, -1)
+        if last - first == pos.numel() - 1:  # contiguous positions: a view, no copy
+            cos, sin = self.rope_cos[first: last + 1], self.rope_sin[first: last + 1]
         else:
             cos, sin = self.rope_cos[pos], self.rope_sin[pos]
         kvs = []

@@ -25,7 +25,7 @@ OBJECTIVES: Registry[type] = Registry("train.objective")
 def denoise(model, z: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
     """The denoiser's (logits, hidden) for noisy z of clean x: a block_causal model reads BD3-LM's
     two-copy input [z ; x] (every block from clean earlier blocks, one pass); any other model z alone."""
-    if model.cfg.attention == "block_causal":
+    if getattr(model, "module", model).cfg.attention == "block_causal":  # DDP wraps the model
         return model(z, t, clean=x)
     return model(z, t)
 

@@ -8,9 +8,10 @@ The sampler's state is the block alone (its cost does not grow with the settled 
 block's prompt is the part of the prompt inside it.
 
 A `Passes` object makes the denoiser calls of one run:
-- a block_causal model (BD3-LM) reads only the sequence up to the block's end (later blocks cannot
-  affect it; earlier ones at level 0); `cache="exact"` computes each settled block's keys/values once (folded into the first
-  pass of the next block) and recomputes only the current block: same logits to fp32 rounding;
+- a block_causal model (BD3-LM) reads only the sequence up to the block's end (later blocks
+  cannot affect it; earlier ones at level 0); `cache="exact"` computes each settled block's
+  keys/values once (folded into the first pass of the next block) and recomputes only the current
+  block: the same logits to fp32 rounding;
 - a bidirectional model reads the whole sequence, later blocks still MASK (LLaDA's semi-AR reading);
   a cache of it would be approximate, and is refused here.
 """

@@ -202,8 +202,8 @@ def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window:
 
     def record(rec: dict | None, **extra) -> None:
         if trace and rec is not None:
-            run.records.append({**_shift(rec, lo), **({"block": [lo, hi]} if lo or hi < run.x.shape[1] else {}),
-                                **extra})
+            tag = {"block": [lo, hi]} if lo or hi < run.x.shape[1] else {}
+            run.records.append({**_shift(rec, lo), **tag, **extra})
 
     for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
         s = replace(s, k=k, logits=None, hidden=None, t=None)
