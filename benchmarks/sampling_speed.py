@@ -7,6 +7,13 @@ Without --checkpoint a randomly initialised denoiser of the `small` preset (and 
 for `ar`) is used: speed does not depend on the weights. Sequential samplers (l2r, ar) run one
 step per generated token; the others run --steps steps. Each configuration is run once to warm up
 and then timed over --repeats runs; the table shows the median. Prints a table and writes JSON.
+
+The KV cache (SPEC §11.6; docs/speed.md): the semi-AR sampler (--cache-sampler, default mdlm) on a
+block_causal `small` model (random weights, blocks of --block-size) at --cache-lengths, batch 1 and
+16, NFE = length / --tokens-per-step, without and with the exact cache. With --block-checkpoint (a
+trained block_causal model) its --ppl-samples samples are also scored, cached and uncached, by
+--reference (a causal model): gen-PPL with a 95% bootstrap interval and unigram entropy.
+--only-cache skips the per-sampler table.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ardm.core.checkpoint import git_commit
 from ardm.core.config import MODEL_PRESETS, ModelConfig
 from ardm.core.model import TransformerDenoiser
 from ardm.generation.loop import generate
@@ -42,6 +50,118 @@ def models(checkpoint: str | None, length: int, device: str):
             .to(device).eval())
 
 
+def timed(model, sampler: str, repeats: int, **kwargs):
+    """(median wall seconds over `repeats` runs after one warm-up, the last Generation)."""
+    generate(model, make_sampler(sampler), **kwargs)
+    times, gen = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        gen = generate(model, make_sampler(sampler), **kwargs)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), gen
+
+
+def cache_rows(args) -> list[dict]:
+    """Semi-AR sampling on a block_causal model, without and with the exact KV cache."""
+    lengths = [int(v) for v in args.cache_lengths.split(",") if v]
+    if not lengths:
+        return []
+    cfg = ModelConfig(vocab_size=65, max_len=max(lengths), attention="block_causal",
+                      block_size=args.block_size, **MODEL_PRESETS["small"])
+    torch.manual_seed(0)
+    model = TransformerDenoiser(cfg).to(args.device).eval()
+    rows = []
+    for length in lengths:
+        for batch in map(int, args.batches.split(",")):
+            speed = {}
+            for cache in ("none", "exact"):
+                wall, gen = timed(model, args.cache_sampler, args.repeats, length=length,
+                                  steps=length // args.tokens_per_step, batch=batch, prompt=torch.tensor([0]),
+                                  seed=0, cache=cache)
+                speed[cache] = batch * (length - 1) / wall
+                rows.append({"sampler": args.cache_sampler, "length": length, "batch": batch,
+                             "cache": cache, "block_size": args.block_size, "nfe": gen.nfe,
+                             "ms_per_step": 1000 * wall / gen.nfe,
+                             "token_forwards_per_sample": sum(gen.token_forwards) / batch,
+                             "tokens_per_s": speed[cache], "speedup": speed[cache] / speed["none"]})
+    return rows
+
+
+def quality_rows(args) -> list[dict]:
+    """A trained block_causal model's samples, uncached and cached: gen-PPL [95% CI], entropy, speed."""
+    if not args.block_checkpoint:
+        return []
+    import ardm
+    from ardm.evaluation.metrics import generative_nll, perplexity, ppl_ci, unigram_entropy
+
+    loaded, ref = ardm.load(args.block_checkpoint, args.device), ardm.load(args.reference, args.device)
+    length = loaded.config.data.seq_len
+    prompt = "\n"
+    rows, texts = [], {}
+    for cache in ("none", "exact"):
+        t0, tokens, forwards, nfe = time.perf_counter(), [], 0, 0
+        for first in range(0, args.ppl_samples, 16):
+            gen = generate(loaded.model, make_sampler(args.cache_sampler), length=length,
+                           steps=length // args.tokens_per_step, batch=min(16, args.ppl_samples - first),
+                           prompt=torch.tensor(loaded.tokenizer.encode(prompt)), seed=first, cache=cache)
+            tokens += [row[1:] for row in gen.tokens.tolist()]
+            forwards, nfe = forwards + sum(gen.token_forwards), gen.nfe
+        wall = time.perf_counter() - t0
+        texts[cache] = [loaded.tokenizer.decode(t) for t in tokens]
+        nll = generative_nll(ref.model, ref.tokenizer, texts[cache], prompt, device=args.device)
+        lo, hi = ppl_ci(nll)
+        rows.append({"checkpoint": args.block_checkpoint, "reference": args.reference, "cache": cache,
+                     "length": length, "samples": len(tokens), "nfe": nfe, "gen_ppl": perplexity(nll),
+                     "gen_ppl_ci": [lo, hi], "entropy": statistics.mean(unigram_entropy(t) for t in tokens),
+                     "token_forwards_per_sample": forwards / len(tokens),
+                     "tokens_per_s": len(tokens) * (length - 1) / wall})
+    rows[-1]["identical_samples"] = sum(a == b for a, b in zip(texts["none"], texts["exact"]))
+    return rows
+
+
+def sampler_rows(args) -> list[dict]:
+    torch.manual_seed(0)
+    denoiser, causal = models(args.checkpoint, args.length, args.device)
+    prompt = torch.tensor([0])
+    rows = []
+    for name in args.samplers.split(","):
+        model = causal if name == "ar" else denoiser
+        steps = args.length - 1 if name in SEQUENTIAL else args.steps
+        for batch in map(int, args.batches.split(",")):
+            wall, gen = timed(model, name, args.repeats, length=args.length, steps=steps, batch=batch,
+                              prompt=prompt, seed=0)
+            generated = batch * (args.length - 1)
+            rows.append({"sampler": name, "batch": batch, "steps": gen.steps, "nfe": gen.nfe,
+                         "ms_per_step": 1000 * wall / gen.nfe, "tokens_per_s": generated / wall,
+                         "wall_s": wall, "overwrites_effective_per_sample":
+                         sum(gen.overwrites_effective) / batch})
+    return rows
+
+
+def report(result: dict) -> None:
+    args = result["args"]
+    print(f"device {args['device']}, {result['threads']} threads, length {result['length']} "
+          f"({result['checkpoint']})")
+    if result["rows"]:
+        print("sampler  batch   NFE  ms/step  tokens/s overwrites")
+    for r in result["rows"]:
+        print(f"{r['sampler']:8s} {r['batch']:5d} {r['nfe']:5d} {r['ms_per_step']:8.1f} "
+              f"{r['tokens_per_s']:9.0f} {r['overwrites_effective_per_sample']:10.1f}")
+    if result["cache_rows"]:
+        print(f"\nsemi-AR {args['cache_sampler']}, block_causal small (random weights), "
+              f"blocks of {args['block_size']}")
+        print("length batch cache   NFE fwd/sample  ms/step  tokens/s speedup")
+    for r in result["cache_rows"]:
+        print(f"{r['length']:6d} {r['batch']:5d} {r['cache']:>5s} {r['nfe']:5d} "
+              f"{r['token_forwards_per_sample']:10.0f} {r['ms_per_step']:8.1f} {r['tokens_per_s']:9.0f} "
+              f"{r['speedup']:6.2f}x")
+    for r in result["quality_rows"]:
+        lo, hi = r["gen_ppl_ci"]
+        print(f"{r['checkpoint']} cache {r['cache']}: gen-PPL {r['gen_ppl']:.2f} [{lo:.2f}, {hi:.2f}], "
+              f"entropy {r['entropy']:.3f}, {r['tokens_per_s']:.0f} tokens/s "
+              f"({r['samples']} samples, NFE {r['nfe']})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", help="a trained denoiser (default: random `small` model)")
@@ -52,40 +172,27 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default="runs/bench/sampling_speed.json")
+    ap.add_argument("--cache-lengths", default="128,256,512",
+                    help="cached vs uncached semi-AR rows at these lengths ('' skips them)")
+    ap.add_argument("--cache-sampler", default="mdlm", help="the policy inside each block")
+    ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--tokens-per-step", type=int, default=4, help="semi-AR rows: NFE = length / this")
+    ap.add_argument("--block-checkpoint", help="a trained block_causal model: gen-PPL rows, cached and not")
+    ap.add_argument("--reference", default="checkpoints/shakespeare-char-ar", help="causal gen-PPL scorer")
+    ap.add_argument("--ppl-samples", type=int, default=32)
+    ap.add_argument("--only-cache", action="store_true", help="skip the per-sampler table")
     args = ap.parse_args()
-    torch.manual_seed(0)
-    denoiser, causal = models(args.checkpoint, args.length, args.device)
-    prompt = torch.tensor([0])
-    rows = []
-    for name in args.samplers.split(","):
-        model = causal if name == "ar" else denoiser
-        steps = args.length - 1 if name in SEQUENTIAL else args.steps
-        for batch in map(int, args.batches.split(",")):
-            kwargs = dict(length=args.length, steps=steps, batch=batch, prompt=prompt, seed=0)
-            generate(model, make_sampler(name), **kwargs)  # warm-up
-            times, gen = [], None
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                gen = generate(model, make_sampler(name), **kwargs)
-                times.append(time.perf_counter() - t0)
-            wall = statistics.median(times)
-            generated = batch * (args.length - 1)
-            rows.append({"sampler": name, "batch": batch, "steps": gen.steps, "nfe": gen.nfe,
-                         "ms_per_step": 1000 * wall / gen.nfe, "tokens_per_s": generated / wall,
-                         "wall_s": wall, "overwrites_effective_per_sample":
-                         sum(gen.overwrites_effective) / batch})
+    rows = [] if args.only_cache else sampler_rows(args)
+    cached, quality = cache_rows(args), quality_rows(args)
     result = {"benchmark": "sampling_speed", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "machine": platform.machine(), "length": args.length,
-              "checkpoint": args.checkpoint or "random small preset", "rows": rows}
+              "git_commit": git_commit(), "args": vars(args),
+              "checkpoint": args.checkpoint or "random small preset", "rows": rows, "cache_rows": cached,
+              "quality_rows": quality}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"device {args.device}, {torch.get_num_threads()} threads, length {args.length} "
-          f"({result['checkpoint']})")
-    print(f"{'sampler':8s} {'batch':>5s} {'NFE':>5s} {'ms/step':>8s} {'tokens/s':>9s} {'overwrites':>10s}")
-    for r in rows:
-        print(f"{r['sampler']:8s} {r['batch']:5d} {r['nfe']:5d} {r['ms_per_step']:8.1f} "
-              f"{r['tokens_per_s']:9.0f} {r['overwrites_effective_per_sample']:10.1f}")
+    report(result)
     print(f"wrote {out}")
 
 
