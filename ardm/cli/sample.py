@@ -63,8 +63,12 @@ def add_parser(sub) -> None:
                    help="semi-autoregressive blocks of W positions (W divides --length; steps a multiple "
                         "of the number of blocks); the sampler runs inside the current block. 0: one "
                         "block; a block_causal model always uses its own blocks")
-    p.add_argument("--cache", choices=("none", "exact"), default="none",
-                   help="exact: a block_causal model computes settled blocks once (KV cache, SPEC §11.6)")
+    p.add_argument("--cache", choices=("none", "exact", "prefix", "dual"), default="none",
+                   help="exact: a block_causal model computes settled blocks once (KV cache, SPEC §11.6); "
+                        "prefix / dual: Fast-dLLM's approximate cache of a bidirectional model (with "
+                        "--block-size and --approximate)")
+    p.add_argument("--approximate", action="store_true",
+                   help="accept an approximate cache (prefix, dual): its logits drift from the full pass")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -108,7 +112,8 @@ def run(args) -> int:
         g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
                      seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                      progress=not (args.json or args.no_progress or args.show),
-                     trace=bool(args.trace or args.show), block_size=args.block_size, cache=args.cache)
+                     trace=bool(args.trace or args.show), block_size=args.block_size, cache=args.cache,
+                     approximate=args.approximate)
         if args.show and first == 0:
             from ardm.cli.show import animate
 

@@ -54,13 +54,16 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, attn_mask, is_causal, past=None):
-        """past: (keys, values) [B, H, Lc, hd] of cached positions every query may attend to (their
-        columns come first in attn_mask). Returns the output and this input's own (keys, values)."""
+    def forward(self, x, cos, sin, attn_mask, is_causal, past=None, after=None):
+        """past / after: (keys, values) [B, H, Lc, hd] of cached positions before / after these that
+        every query may attend to (columns in that order in attn_mask). Returns the output and this
+        input's own (keys, values)."""
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        if after is not None:
+            keys, values = torch.cat([keys, after[0]], 2), torch.cat([values, after[1]], 2)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, L, D)), (k, v)
@@ -85,8 +88,8 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, attn_mask, is_causal, past=None):
-        y, kv = self.attn(self.ln1(x), cos, sin, attn_mask, is_causal, past)
+    def forward(self, x, cos, sin, attn_mask, is_causal, past=None, after=None):
+        y, kv = self.attn(self.ln1(x), cos, sin, attn_mask, is_causal, past, after)
         x = x + self.drop(y)
         return x + self.drop(self.mlp(self.ln2(x))), kv
 
@@ -208,6 +211,30 @@ class TransformerDenoiser(nn.Module):
             cache.append([(k[:, :, :commit], v[:, :, :commit]) for k, v in kvs])
         return self.head(h).float(), h
 
+    def forward_keeping(self, tokens: torch.Tensor, t: torch.Tensor | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, KVCache]:
+        """A bidirectional pass that also returns every position's keys/values (the refresh of the
+        approximate cache below)."""
+        L = tokens.shape[1]
+        pos = torch.arange(L, device=tokens.device)
+        h, kvs = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False)
+        return self.head(h).float(), h, KVCache(kvs)
+
+    def forward_reusing(self, tokens: torch.Tensor, t: torch.Tensor | None, before: KVCache,
+                        after: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fast-dLLM's approximate cache (arXiv 2505.22618) for a bidirectional denoiser: tokens
+        [B, W] at positions before.length .. + W - 1 attend, unmasked, to themselves, to the cached
+        keys/values of the positions before them and (dual cache) of `after`, the positions after
+        them. Only these W positions are recomputed; the cached entries, computed when the block
+        began, do not see this step's tokens: approximate, by design (SPEC §11.6)."""
+        if self.cfg.attention != "bidirectional":
+            raise ValueError("forward_reusing is Fast-dLLM's cache of a bidirectional denoiser")
+        start, W = before.length, tokens.shape[1]
+        pos = torch.arange(start, start + W, device=tokens.device)
+        h, _ = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False,
+                           before.layers if start else None, None if after is None else after.layers)
+        return self.head(h).float(), h
+
     def block_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
         """[Lq, Lk] bool: query i sees key j iff block(j) <= block(i) (BD3-LM's single-copy mask)."""
         bs = self.cfg.block_size
@@ -237,7 +264,7 @@ class TransformerDenoiser(nn.Module):
         return x
 
     def _trunk(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
-               past: list | None = None) -> tuple[torch.Tensor, list]:
+               past: list | None = None, after: list | None = None) -> tuple[torch.Tensor, list]:
         first, last = (int(pos[0]), int(pos[-1])) if pos.numel() else (0, -1)
         if last - first == pos.numel() - 1:  # contiguous positions: a view, no copy
             cos, sin = self.rope_cos[first: last + 1], self.rope_sin[first: last + 1]
@@ -245,7 +272,8 @@ class TransformerDenoiser(nn.Module):
             cos, sin = self.rope_cos[pos], self.rope_sin[pos]
         kvs = []
         for j, block in enumerate(self.blocks):
-            x, kv = block(x, cos, sin, attn_mask, is_causal, None if past is None else past[j])
+            x, kv = block(x, cos, sin, attn_mask, is_causal, None if past is None else past[j],
+                          None if after is None else after[j])
             kvs.append(kv)
         return self.ln_f(x), kvs
 
@@ -256,11 +284,16 @@ def _per_token(t: torch.Tensor, B: int, L: int) -> torch.Tensor:
 
 
 class KVCache:
-    """Keys/values of the settled prefix [0, length), per layer [B, H, length, hd] (SPEC §11.6)."""
+    """Keys/values of positions [0, length), per layer [B, H, length, hd] (SPEC §11.6): the settled
+    prefix (exact cache), or a span kept from a refresh pass (approximate cache)."""
 
-    def __init__(self) -> None:
-        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.length = 0
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        self.layers = layers or []
+        self.length = self.layers[0][0].shape[2] if self.layers else 0
+
+    def span(self, lo: int, hi: int) -> KVCache:
+        """The entries of positions [lo, hi) (views)."""
+        return KVCache([(k[:, :, lo:hi], v[:, :, lo:hi]) for k, v in self.layers])
 
     def append(self, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         if self.layers:

@@ -50,6 +50,7 @@ class Generation:
     remasks: list[int]  # token -> MASK (included in overwrites_effective)
     wall_time_s: float
     trace: dict | None = None  # per-step writes/overwrites (JSON-ready), when asked for
+    cache_drift: list[float] | None = None  # approximate cache: per cached step, KL(full || cached)
     aux: dict[str, Any] = field(default_factory=dict, repr=False)  # the sampler's final state
 
     def row_counts(self, b: int) -> dict[str, int]:
@@ -250,7 +251,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
              given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
              progress: bool = False, trace: bool = False, block_size: int = 0,
-             cache: str = "none") -> Generation:
+             cache: str = "none", approximate: bool = False, cache_drift: bool = False) -> Generation:
     """Run `sampler` for (up to) K steps from an all-MASK target after a fixed prompt.
 
     prompt: [P] (shared) or [batch, P] clean prefix, never rewritten. eos_id: a row is finished once
@@ -262,7 +263,9 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     positions were written / overwritten / remasked (and the gate's probabilities) in
     `Generation.trace`. block_size W > 0: semi-autoregressive blocks of W positions (W divides the
     length), K / #blocks steps each (ardm.generation.blocks; a block_causal model always runs on its
-    own blocks). cache="exact": a block_causal model computes settled blocks once (SPEC §11.6).
+    own blocks). cache="exact": a block_causal model computes settled blocks once (SPEC §11.6);
+    "prefix" / "dual": Fast-dLLM's approximate cache of a bidirectional model, only with
+    approximate=True; cache_drift: also measure its per-step KL to the full pass (`Generation.cache_drift`).
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)
@@ -273,7 +276,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     B, L = x.shape
     g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
     fixed = g >= 0
-    windows = block_windows(L, P, resolve_block_size(model.cfg, block_size, cache))
+    windows = block_windows(L, P, resolve_block_size(model.cfg, block_size, cache, approximate))
     if steps % len(windows):
         raise ArdmError(f"steps ({steps}) must be a multiple of the number of blocks ({len(windows)})")
     Ks = [sampler.num_steps(hi - max(lo, P), steps // len(windows)) for lo, hi in windows]
@@ -284,7 +287,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
                counts=torch.zeros(len(COUNTERS), B, dtype=torch.long),
                forwards=torch.zeros(B, dtype=torch.long),
                generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], prompt_len=P)
-    passes = Passes(model, cache)
+    passes = Passes(model, cache, drift=cache_drift)
     for window, K in zip(windows, Ks):
         if run.active.any():
             _block(run, model, sampler, passes, window, K, sampling, eos_id, stop, progress, trace)
@@ -300,4 +303,5 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     lengths = (first.clamp(max=L - 1) - P + 1).tolist() if eos_id is not None else [L - P] * B
     wall = round(time.perf_counter() - start, 4)
     return Generation(tokens=tokens, nfe=run.nfe, token_forwards=run.forwards.tolist(), steps=sum(Ks),
-                      prompt_length=P, lengths=lengths, wall_time_s=wall, trace=tr, aux=run.aux, **c)
+                      prompt_length=P, lengths=lengths, wall_time_s=wall, trace=tr, aux=run.aux,
+                      cache_drift=passes.drift, **c)

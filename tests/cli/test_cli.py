@@ -160,7 +160,10 @@ def test_sample_blocks_and_cache_flags(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["block_size"] == 8 and out["samples"][0]["nfe"] == 4
     for extra, msg in ((["--cache", "exact"], "exact KV cache needs a block_causal"),
-                       (["--block-size", "5"], "must divide the length")):
+                       (["--block-size", "5"], "must divide the length"),
+                       (["--block-size", "8", "--cache", "dual"], "ask for it with --approximate")):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert err.startswith("ardm: error:") and msg in err and err.count("\n") == 1
+    assert main(base + ["--block-size", "8", "--cache", "dual", "--approximate"]) == 0
+    assert json.loads(capsys.readouterr().out)["cache"] == "dual"

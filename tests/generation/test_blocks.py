@@ -95,3 +95,28 @@ def test_bad_input_is_one_clear_error():
         generate(block_model(), sampler, length=L, steps=6)
     with pytest.raises(ArdmError, match="cache must be one of"):
         generate(block_model(), sampler, length=L, steps=4, cache="maybe")
+
+
+def test_approximate_caches_count_less_and_measure_their_drift():
+    torch.manual_seed(0)
+    model = TransformerDenoiser(ModelConfig(vocab_size=V, n_layer=2, n_head=2, d_model=32, max_len=L)).eval()
+    kw = dict(length=L, steps=16, block_size=BS, prompt=torch.tensor([1]), seed=0)
+    plain = generate(model, make_sampler("mdlm"), **kw)
+    assert plain.cache_drift is None and plain.token_forwards == [L * plain.nfe]
+    for cache in ("prefix", "dual"):
+        g = generate(model, make_sampler("mdlm"), cache=cache, approximate=True, cache_drift=True, **kw)
+        assert g.nfe == plain.nfe and g.token_forwards[0] < plain.token_forwards[0]
+        # 4 blocks of 4 steps: the first pass of each block refreshes, the other 3 reuse
+        assert len(g.cache_drift) == 12 and all(d >= -1e-6 for d in g.cache_drift)
+    dual = generate(model, make_sampler("mdlm"), cache="dual", approximate=True, **kw)
+    assert dual.token_forwards == [4 * L + 12 * BS]
+
+
+def test_approximate_caches_need_asking():
+    bi = positional(max_len=16)
+    with pytest.raises(ArdmError, match="approximate.*--approximate"):
+        generate(bi, make_sampler("mdlm"), length=16, steps=4, block_size=4, cache="dual")
+    with pytest.raises(ArdmError, match="give a block size"):
+        generate(bi, make_sampler("mdlm"), length=16, steps=4, cache="prefix", approximate=True)
+    with pytest.raises(ArdmError, match="use the exact cache"):
+        generate(block_model(), make_sampler("mdlm"), length=L, steps=4, cache="dual", approximate=True)
