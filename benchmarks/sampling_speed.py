@@ -13,6 +13,8 @@ block_causal `small` model (random weights, blocks of --block-size) at --cache-l
 16, NFE = length / --tokens-per-step, without and with the exact cache. With --block-checkpoint (a
 trained block_causal model) its --ppl-samples samples are also scored, cached and uncached, by
 --reference (a causal model): gen-PPL with a 95% bootstrap interval and unigram entropy.
+With --approx-checkpoint (a trained bidirectional denoiser) the same for Fast-dLLM's approximate
+prefix and dual caches on blocks of --approx-block-size, plus their drift.
 --only-cache skips the per-sampler table.
 """
 
@@ -87,35 +89,44 @@ def cache_rows(args) -> list[dict]:
     return rows
 
 
-def quality_rows(args) -> list[dict]:
-    """A trained block_causal model's samples, uncached and cached: gen-PPL [95% CI], entropy, speed."""
-    if not args.block_checkpoint:
+def quality_rows(args, checkpoint: str | None, caches: tuple[str, ...], block_size: int = 0) -> list[dict]:
+    """A trained model's samples under each cache: gen-PPL [95% CI] under --reference, entropy,
+    speed, and for an approximate cache its drift (mean per-step KL(full || cached), one extra run)."""
+    if not checkpoint:
         return []
     import ardm
     from ardm.evaluation.metrics import generative_nll, perplexity, ppl_ci, unigram_entropy
 
-    loaded, ref = ardm.load(args.block_checkpoint, args.device), ardm.load(args.reference, args.device)
+    loaded, ref = ardm.load(checkpoint, args.device), ardm.load(args.reference, args.device)
     length = loaded.config.data.seq_len
     prompt = "\n"
     rows, texts = [], {}
-    for cache in ("none", "exact"):
+    for cache in caches:
+        kw = dict(length=length, steps=length // args.tokens_per_step, block_size=block_size,
+                  prompt=torch.tensor(loaded.tokenizer.encode(prompt)), cache=cache,
+                  approximate=cache in ("prefix", "dual"))
         t0, tokens, forwards, nfe = time.perf_counter(), [], 0, 0
         for first in range(0, args.ppl_samples, 16):
-            gen = generate(loaded.model, make_sampler(args.cache_sampler), length=length,
-                           steps=length // args.tokens_per_step, batch=min(16, args.ppl_samples - first),
-                           prompt=torch.tensor(loaded.tokenizer.encode(prompt)), seed=first, cache=cache)
+            gen = generate(loaded.model, make_sampler(args.cache_sampler),
+                           batch=min(16, args.ppl_samples - first), seed=first, **kw)
             tokens += [row[1:] for row in gen.tokens.tolist()]
             forwards, nfe = forwards + sum(gen.token_forwards), gen.nfe
         wall = time.perf_counter() - t0
         texts[cache] = [loaded.tokenizer.decode(t) for t in tokens]
         nll = generative_nll(ref.model, ref.tokenizer, texts[cache], prompt, device=args.device)
         lo, hi = ppl_ci(nll)
-        rows.append({"checkpoint": args.block_checkpoint, "reference": args.reference, "cache": cache,
-                     "length": length, "samples": len(tokens), "nfe": nfe, "gen_ppl": perplexity(nll),
-                     "gen_ppl_ci": [lo, hi], "entropy": statistics.mean(unigram_entropy(t) for t in tokens),
-                     "token_forwards_per_sample": forwards / len(tokens),
-                     "tokens_per_s": len(tokens) * (length - 1) / wall})
-    rows[-1]["identical_samples"] = sum(a == b for a, b in zip(texts["none"], texts["exact"]))
+        row = {"checkpoint": checkpoint, "reference": args.reference, "cache": cache,
+               "block_size": block_size, "length": length, "samples": len(tokens), "nfe": nfe,
+               "gen_ppl": perplexity(nll),
+               "gen_ppl_ci": [lo, hi], "entropy": statistics.mean(unigram_entropy(t) for t in tokens),
+               "token_forwards_per_sample": forwards / len(tokens),
+               "tokens_per_s": len(tokens) * (length - 1) / wall,
+               "identical_to_uncached": sum(a == b for a, b in zip(texts[caches[0]], texts[cache]))}
+        if kw["approximate"]:
+            drift = generate(loaded.model, make_sampler(args.cache_sampler), batch=16, seed=0,
+                             cache_drift=True, **kw).cache_drift or []
+            row["drift_kl_mean"], row["drift_kl_max"] = statistics.mean(drift), max(drift)
+        rows.append(row)
     return rows
 
 
@@ -157,9 +168,13 @@ def report(result: dict) -> None:
               f"{r['speedup']:6.2f}x")
     for r in result["quality_rows"]:
         lo, hi = r["gen_ppl_ci"]
+        drift = ""
+        if "drift_kl_mean" in r:
+            drift = f", drift KL {r['drift_kl_mean']:.4f} (max {r['drift_kl_max']:.4f})"
         print(f"{r['checkpoint']} cache {r['cache']}: gen-PPL {r['gen_ppl']:.2f} [{lo:.2f}, {hi:.2f}], "
-              f"entropy {r['entropy']:.3f}, {r['tokens_per_s']:.0f} tokens/s "
-              f"({r['samples']} samples, NFE {r['nfe']})")
+              f"entropy {r['entropy']:.3f}, {r['tokens_per_s']:.0f} tokens/s, "
+              f"{r['token_forwards_per_sample']:.0f} token-forwards/sample ({r['samples']} samples, "
+              f"NFE {r['nfe']}){drift}")
 
 
 def main() -> None:
@@ -180,10 +195,16 @@ def main() -> None:
     ap.add_argument("--block-checkpoint", help="a trained block_causal model: gen-PPL rows, cached and not")
     ap.add_argument("--reference", default="checkpoints/shakespeare-char-ar", help="causal gen-PPL scorer")
     ap.add_argument("--ppl-samples", type=int, default=32)
+    ap.add_argument("--approx-checkpoint",
+                    help="a trained bidirectional denoiser: Fast-dLLM prefix / dual rows (gen-PPL, drift)")
+    ap.add_argument("--approx-block-size", type=int, default=32, help="its semi-AR blocks")
     ap.add_argument("--only-cache", action="store_true", help="skip the per-sampler table")
     args = ap.parse_args()
     rows = [] if args.only_cache else sampler_rows(args)
-    cached, quality = cache_rows(args), quality_rows(args)
+    cached = cache_rows(args)
+    approx = ("none", "prefix", "dual")
+    quality = (quality_rows(args, args.block_checkpoint, ("none", "exact"))
+               + quality_rows(args, args.approx_checkpoint, approx, args.approx_block_size))
     result = {"benchmark": "sampling_speed", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "machine": platform.machine(), "length": args.length,
               "git_commit": git_commit(), "args": vars(args),
