@@ -28,7 +28,7 @@ def _check(cond: bool, msg: str) -> None:
         raise ArdmError(msg)
 
 
-ATTENTIONS = ("bidirectional", "causal", "block_causal")
+ATTENTIONS = ("bidirectional", "causal", "block_causal", "armd")
 
 
 @dataclass
@@ -42,7 +42,7 @@ class ModelConfig:
     max_len: int = 256  # longest sequence the model is trained for
     mlp_ratio: int = 4
     dropout: float = 0.0
-    attention: str = "bidirectional"  # "bidirectional" (denoiser) | "causal" (AR) | "block_causal"
+    attention: str = "bidirectional"  # "bidirectional" (denoiser) | "causal" (AR) | "block_causal" | "armd"
     block_size: int = 0  # block_causal: tokens per block (BD3-LM, SPEC §11.6); must divide lengths
     time_conditioning: str = "per_token"  # "per_token" | "none" (time-agnostic, SPEC §1)
     abs_pos: bool = False  # add a learned absolute position embedding to RoPE (fixed layouts: Sudoku)
@@ -66,6 +66,9 @@ class ModelConfig:
                    f"({self.max_len}) for a block_causal model")
             _check(not self.shift, "model.shift (AR-adapted logits) does not combine with block_causal")
         else:
+            _check(self.attention != "armd" or (self.time_conditioning == "none" and not self.shift),
+                   "model.attention='armd' reads each position's block id where the time would go: "
+                   "it needs model.time_conditioning='none' and no model.shift")
             _check(self.block_size == 0, f"model.block_size ({self.block_size}) is for "
                    f"model.attention='block_causal' only (this model is {self.attention!r})")
         _check(self.time_conditioning in ("per_token", "none"),
@@ -163,7 +166,7 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "diffusion"  # "diffusion" (noise x schedule) | "causal" (AR reference)
+    objective: str = "diffusion"  # "diffusion" (noise x schedule) | "causal" (AR reference) | "armd"
     batch_size: int = 32  # sequences per optimizer step per process (before accumulation)
     grad_accum: int = 1
     lr: float = 1e-3
@@ -215,12 +218,11 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        causal_model = self.model.attention == "causal"
-        causal_objective = self.train.objective == "causal"
-        _check(causal_model == causal_objective,
-               "train.objective='causal' needs model.attention='causal' and the diffusion objective "
-               f"needs 'bidirectional' or 'block_causal' (got objective={self.train.objective!r}, "
-               f"attention={self.model.attention!r})")
+        wants = {"causal": ("causal",), "armd": ("armd",)}.get(self.train.objective,
+                                                                 ("bidirectional", "block_causal"))
+        _check(self.model.attention in wants,
+               f"train.objective={self.train.objective!r} needs model.attention in {wants} "
+               f"(got {self.model.attention!r})")
         _check(self.data.seq_len <= self.model.max_len,
                f"data.seq_len ({self.data.seq_len}) exceeds model.max_len ({self.model.max_len})")
         bs = self.model.block_size

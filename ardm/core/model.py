@@ -165,6 +165,8 @@ class TransformerDenoiser(nn.Module):
         B, L = tokens.shape
         if L > self.cfg.max_len:
             raise ValueError(f"sequence length {L} exceeds the model's max_len {self.cfg.max_len}")
+        if self.cfg.attention == "armd":
+            return self._two_stream(tokens, t)
         pos = torch.arange(L, device=tokens.device)
         if clean is not None:
             if self.cfg.attention != "block_causal":
@@ -237,6 +239,31 @@ class TransformerDenoiser(nn.Module):
         pos = torch.arange(start, start + W, device=tokens.device)
         h, _ = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False,
                            before.layers if start else None, None if after is None else after.layers)
+        return self.head(h).float(), h
+
+    def _two_stream(self, tokens: torch.Tensor, beta: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ARMD (SPEC §5.3): `beta` [B, L] (in place of t) is each position's block id, the denoising
+        step that reveals it. Input [query stream: MASK at position i ; content stream: x_i at i];
+        content i sees content j iff beta_j <= beta_i, query i sees content j iff beta_j < beta_i and
+        itself. Logits come from the query stream: position i's given the blocks before its own, for
+        every i in ONE pass. Only positions enter RoPE, so permuting (x, positions, beta) together
+        permutes the outputs."""
+        if beta is None:
+            raise ValueError("an armd model needs each position's block id (passed as t)")
+        B, L = tokens.shape
+        beta = _per_token(beta.to(tokens.device), B, L)
+        pos = torch.arange(L, device=tokens.device)
+        query = self.tok_emb.weight[self.cfg.mask_id].expand(B, L, -1)
+        x = torch.cat([query, self.embed(tokens)], 1)
+        if self.cfg.abs_pos:
+            x = x + self.pos_emb.weight[torch.cat([pos, pos])]
+        bi, bj = beta[:, :, None], beta[:, None, :]
+        itself = torch.eye(L, dtype=torch.bool, device=x.device).expand(B, L, L)
+        top = torch.cat([itself, bj < bi], 2)
+        bottom = torch.cat([torch.zeros_like(itself), bj <= bi], 2)
+        h, _ = self._trunk(x, torch.cat([pos, pos]), torch.cat([top, bottom], 1)[:, None], False)
+        h = h[:, :L]
         return self.head(h).float(), h
 
     def block_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:

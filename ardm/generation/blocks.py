@@ -58,8 +58,8 @@ def resolve_block_size(cfg, block_size: int, cache: str, approximate: bool = Fal
             raise ArdmError(f"this block_causal model was trained on blocks of {cfg.block_size}; "
                             f"sample with block size {cfg.block_size}, not {block_size}")
         return cfg.block_size
-    if block_size and attention == "causal":
-        raise ArdmError("a causal model decodes token by token: blocks are for denoisers")
+    if block_size and attention in ("causal", "armd"):
+        raise ArdmError(f"a {attention} model decodes with its own sampler: blocks are for denoisers")
     return block_size
 
 

@@ -97,6 +97,16 @@ def shakespeare_char_block() -> RunConfig:
     return cfg
 
 
+def shakespeare_char_armd() -> RunConfig:
+    """Tiny Shakespeare, characters; ARMD (SPEC §5.3): the two-stream, strictly causal model trained
+    on one-pass likelihoods of identity, random and strided orders (twice the tokens per step)."""
+    cfg = shakespeare_char()
+    cfg.recipe = "shakespeare-char-armd"
+    cfg.model.attention, cfg.model.time_conditioning = "armd", "none"
+    cfg.train.objective = "armd"
+    return cfg
+
+
 def shakespeare_char_oa() -> RunConfig:
     """Tiny Shakespeare, characters; order-agnostic ARDM (Hoogeboom et al.; exact-count masking)."""
     cfg = shakespeare_char()
@@ -183,6 +193,7 @@ RECIPES: dict[str, Callable[[], RunConfig]] = {
     "shakespeare-char-from-ar": shakespeare_char_from_ar,
     "shakespeare-char-oa": shakespeare_char_oa,
     "shakespeare-char-block": shakespeare_char_block,
+    "shakespeare-char-armd": shakespeare_char_armd,
     "wikitext2-char-oa": wikitext2_char_oa,
     "wikitext2-bpe": wikitext2_bpe,
     "wikitext2-bpe-ar": wikitext2_bpe_ar,

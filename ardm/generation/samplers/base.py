@@ -137,6 +137,9 @@ class WriteSet:
     aux: dict[str, Any] | None = None  # the sampler's updated state (None: unchanged)
 
 
+SUGGEST = {"causal": "ar", "armd": "strided"}  # the sampler for each non-denoiser model
+
+
 @dataclass
 class NoOptions:
     """This sampler has no options."""
@@ -177,7 +180,7 @@ class Sampler:
             attention = "bidirectional"
         if attention != self.attention:
             raise ArdmError(f"sampler {self.name!r} needs a {self.attention} model, this one is {attention} "
-                            f"(use {'ar' if attention == 'causal' else 'a diffusion sampler, e.g. mdlm'})")
+                            f"(use {SUGGEST.get(attention, 'a diffusion sampler, e.g. mdlm')})")
         if noise_kind is not None and self.noise_kinds is not None and noise_kind not in self.noise_kinds:
             raise ArdmError(f"sampler {self.name!r} needs a denoiser trained with "
                             f"{' or '.join(self.noise_kinds)} noise, this one used {noise_kind!r}")
