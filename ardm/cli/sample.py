@@ -64,7 +64,8 @@ def add_parser(sub) -> None:
                         "of the number of blocks); the sampler runs inside the current block. 0: one "
                         "block; a block_causal model always uses its own blocks")
     p.add_argument("--cache", choices=("none", "exact", "prefix", "dual"), default="none",
-                   help="exact: a block_causal model computes settled blocks once (KV cache, SPEC §11.6); "
+                   help="exact: a block_causal model computes settled blocks once (KV cache, SPEC §11.6), an "
+                        "armd model each written token once (strided: S queries a step); "
                         "prefix / dual: Fast-dLLM's approximate cache of a bidirectional model (with "
                         "--block-size and --approximate)")
     p.add_argument("--approximate", action="store_true",

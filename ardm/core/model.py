@@ -266,6 +266,35 @@ class TransformerDenoiser(nn.Module):
         h = h[:, :L]
         return self.head(h).float(), h
 
+    def forward_armd_cached(self, content: torch.Tensor, content_pos: torch.Tensor,
+                            content_beta: torch.Tensor, query_pos: torch.Tensor,
+                            query_beta: torch.Tensor, cache: KVCache
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ARMD with a cache of content keys/values (SPEC §5.3: with the cache a strided step
+        processes S content + S query tokens): new content tokens [B, N] at content_pos [N] attend to
+        cached and new content of block ids <= theirs; queries at query_pos [Q] (block ids
+        query_beta [B, Q]) to content of smaller ids and to themselves. The new content joins the
+        cache (cache.beta keeps the ids). Returns the queries' logits [B, Q, V] and hidden states:
+        those of the full two-stream pass over the same tokens and ids."""
+        B, N = content.shape
+        Q = query_pos.numel()
+        x = torch.cat([self.embed(content), self.tok_emb.weight[self.cfg.mask_id].expand(B, Q, -1)], 1)
+        pos = torch.cat([content_pos, query_pos])
+        if self.cfg.abs_pos:
+            x = x + self.pos_emb.weight[pos]
+        keys = content_beta if cache.beta is None else torch.cat([cache.beta, content_beta], 1)
+        rows_c = torch.cat([keys[:, None, :] <= content_beta[:, :, None],
+                            torch.zeros(B, N, Q, dtype=torch.bool, device=x.device)], 2)
+        rows_q = torch.cat([keys[:, None, :] < query_beta[:, :, None],
+                            torch.eye(Q, dtype=torch.bool, device=x.device).expand(B, Q, Q)], 2)
+        h, kvs = self._trunk(x, pos, torch.cat([rows_c, rows_q], 1)[:, None], False,
+                             cache.layers if cache.length else None)
+        if N:
+            cache.append([(k[:, :, :N], v[:, :, :N]) for k, v in kvs])
+            cache.beta = keys
+        h = h[:, N:]
+        return self.head(h).float(), h
+
     def block_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
         """[Lq, Lk] bool: query i sees key j iff block(j) <= block(i) (BD3-LM's single-copy mask)."""
         bs = self.cfg.block_size
@@ -321,6 +350,7 @@ class KVCache:
     def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         self.layers = layers or []
         self.length = self.layers[0][0].shape[2] if self.layers else 0
+        self.beta: torch.Tensor | None = None  # ARMD: the cached positions' block ids [B, length]
 
     def span(self, lo: int, hi: int) -> KVCache:
         """The entries of positions [lo, hi) (views)."""

@@ -39,10 +39,10 @@ def resolve_block_size(cfg, block_size: int, cache: str, approximate: bool = Fal
     if block_size < 0:
         raise ArdmError(f"block size must be >= 0 (0 = one block), got {block_size}")
     attention = cfg.attention
-    if cache == "exact" and attention != "block_causal":
-        raise ArdmError(f"an exact KV cache needs a block_causal model; this one is {attention}, whose "
-                        "attention makes cached keys/values inexact (Fast-dLLM's approximate cache: "
-                        "cache prefix or dual with --approximate)")
+    if cache == "exact" and attention not in ("block_causal", "armd"):
+        raise ArdmError(f"an exact KV cache needs a block_causal or armd model; this one is {attention}, "
+                        "whose attention makes cached keys/values inexact (Fast-dLLM's approximate "
+                        "cache: cache prefix or dual with --approximate)")
     if cache in APPROXIMATE:
         if attention != "bidirectional":
             raise ArdmError(f"cache {cache} is Fast-dLLM's approximate cache of a bidirectional "
@@ -83,6 +83,8 @@ class Passes:
         self.model, self.mode = model, cache
         self.cache = KVCache() if cache == "exact" else None
         self.block_causal = model.cfg.attention == "block_causal"
+        self.armd = model.cfg.attention == "armd"
+        self.in_cache = torch.zeros(0, dtype=torch.bool)  # armd: positions whose content is cached
         self.lo, self.hi, self.x = 0, 0, torch.zeros(0, 0, dtype=torch.long)
         self.kept: KVCache | None = None  # approximate cache: every position's keys/values
         self.drift: list[float] | None = [] if drift and cache in APPROXIMATE else None
@@ -90,9 +92,12 @@ class Passes:
     def begin(self, lo: int, hi: int, x: torch.Tensor) -> None:
         self.lo, self.hi, self.x, self.kept = lo, hi, x, None
 
-    def __call__(self, xb: torch.Tensor, tb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __call__(self, xb: torch.Tensor, tb: torch.Tensor, queries: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
         lo, hi, W = self.lo, self.hi, xb.shape[1]
         m = self.model
+        if self.cache is not None and self.armd:
+            return self._armd(xb, tb, queries)
         if self.cache is not None:  # recompute [cached, hi) and settle the blocks before this one
             c = self.cache.length
             t = torch.cat([torch.zeros_like(self.x[:, c:lo], dtype=tb.dtype), tb], 1)
@@ -115,6 +120,27 @@ class Passes:
             return logits, hidden, done
         return self._full(xb, tb)
 
+    def _armd(self, xb: torch.Tensor, tb: torch.Tensor, queries: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """ARMD's exact cache: the content of tokens written since the last pass joins the cache;
+        only the queries the sampler reads (`Sampler.queries`; default every MASK) are computed.
+        Logits elsewhere are zero. Counts stream tokens (content + queries)."""
+        assert self.cache is not None
+        B, L = xb.shape
+        mask_id = self.model.cfg.vocab_size
+        if self.in_cache.numel() != L:
+            self.in_cache = torch.zeros(L, dtype=torch.bool, device=xb.device)
+        new = ((xb != mask_id).any(0) & ~self.in_cache).nonzero().flatten()
+        ask = (xb == mask_id).any(0) if queries is None else queries.to(xb.device)
+        q = ask.nonzero().flatten()
+        logits_q, hidden_q = self.model.forward_armd_cached(  # type: ignore[attr-defined]
+            xb[:, new], new, tb[:, new], q, tb[:, q], self.cache)
+        self.in_cache[new] = True
+        logits = logits_q.new_zeros(B, L, logits_q.shape[-1])
+        hidden = hidden_q.new_zeros(B, L, hidden_q.shape[-1])
+        logits[:, q], hidden[:, q] = logits_q, hidden_q
+        return logits, hidden, new.numel() + q.numel()
+
     def _full(self, xb: torch.Tensor, tb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
         # earlier blocks are settled: level 0 for a block_causal model (its clean copy in training),
         # the block's level for a bidirectional one (flat training: one level for every position);
@@ -128,4 +154,4 @@ class Passes:
             logits, hidden, self.kept = self.model.forward_keeping(x, t)  # type: ignore[attr-defined]
         else:
             logits, hidden = self.model(x, t)
-        return logits[:, lo:hi], hidden[:, lo:hi], t.shape[1]
+        return logits[:, lo:hi], hidden[:, lo:hi], t.shape[1] * (2 if self.armd else 1)  # armd: 2 streams

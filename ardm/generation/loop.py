@@ -195,7 +195,7 @@ def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window:
 
     def forward(state: StepState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         t = torch.where(zero_t, 0.0, sampler.levels(state))
-        logits, hidden, done = passes(state.x, t)
+        logits, hidden, done = passes(state.x, t, sampler.queries(state))
         run.nfe += 1
         run.counts[0] += state.active.cpu()
         run.forwards += done * state.active.cpu()

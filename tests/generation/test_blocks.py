@@ -83,7 +83,7 @@ def test_blocks_fill_in_order_on_a_bidirectional_model():
 
 def test_bad_input_is_one_clear_error():
     sampler = make_sampler("mdlm")
-    with pytest.raises(ArdmError, match="exact KV cache needs a block_causal model.*inexact"):
+    with pytest.raises(ArdmError, match="exact KV cache needs a block_causal or armd model.*inexact"):
         generate(positional(), sampler, length=16, steps=4, cache="exact")
     with pytest.raises(ArdmError, match="must divide the length"):
         generate(positional(), sampler, length=15, steps=4, block_size=4)

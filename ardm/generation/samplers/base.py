@@ -193,6 +193,11 @@ class Sampler:
         flat-schedule training where all positions of a sequence share t."""
         return torch.full(s.x.shape, 1.0 - (s.k - 1) / s.K, device=s.x.device)
 
+    def queries(self, s: StepState) -> torch.Tensor | None:
+        """[L] bool: the positions whose logits `step` reads at this step, so that a cached pass may
+        compute only those (ARMD's cache); None: all of them (every sampler but `strided`)."""
+        return None
+
     def step(self, s: StepState) -> WriteSet:
         raise NotImplementedError
 

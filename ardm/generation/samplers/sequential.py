@@ -114,8 +114,11 @@ class StridedSampler(Sampler):
     def levels(self, s: StepState) -> torch.Tensor:
         return torch.where(s.masked, float(s.k), s.last_change.float())
 
-    def step(self, s: StepState) -> WriteSet:
-        m = s.n // self.options.streams
+    def queries(self, s: StepState) -> torch.Tensor:
+        """This step's position in each stream: all an ARMD cache needs to compute (S queries)."""
         pos = s.position
-        write = ((pos >= 0) & (pos % m == s.k - 1))[None] & s.masked
+        return (pos >= 0) & (pos % (s.n // self.options.streams) == s.k - 1)
+
+    def step(self, s: StepState) -> WriteSet:
+        write = self.queries(s)[None] & s.masked
         return WriteSet(write, s.sample(), settle=write, done=~(s.masked & ~write).any(1))
