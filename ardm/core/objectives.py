@@ -26,7 +26,8 @@ OBJECTIVES: Registry[type] = Registry("train.objective")
 def denoise(model, z: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
     """The denoiser's (logits, hidden) for noisy z of clean x: a block_causal model reads BD3-LM's
     two-copy input [z ; x] (every block from clean earlier blocks, one pass); any other model z alone."""
-    if getattr(model, "module", model).cfg.attention == "block_causal":  # DDP wraps the model
+    cfg = getattr(getattr(model, "module", model), "cfg", None)  # DDP wraps the model
+    if getattr(cfg, "attention", None) == "block_causal":
         return model(z, t, clean=x)
     return model(z, t)
 
