@@ -15,6 +15,8 @@ trained block_causal model) its --ppl-samples samples are also scored, cached an
 --reference (a causal model): gen-PPL with a 95% bootstrap interval and unigram entropy.
 With --approx-checkpoint (a trained bidirectional denoiser) the same for Fast-dLLM's approximate
 prefix and dual caches on blocks of --approx-block-size, plus their drift.
+--armd-streams S,... adds ARMD strided generation at 256 tokens (random `small` armd model, with and
+without its cache) and, with --armd-checkpoint, that model's gen-PPL per S.
 --only-cache skips the per-sampler table.
 """
 
@@ -52,13 +54,14 @@ def models(checkpoint: str | None, length: int, device: str):
             .to(device).eval())
 
 
-def timed(model, sampler: str, repeats: int, **kwargs):
+def timed(model, sampler: str, repeats: int, streams: int = 0, **kwargs):
     """(median wall seconds over `repeats` runs after one warm-up, the last Generation)."""
-    generate(model, make_sampler(sampler), **kwargs)
+    options = {"streams": streams} if streams else {}
+    generate(model, make_sampler(sampler, **options), **kwargs)
     times, gen = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        gen = generate(model, make_sampler(sampler), **kwargs)
+        gen = generate(model, make_sampler(sampler, **options), **kwargs)
         times.append(time.perf_counter() - t0)
     return statistics.median(times), gen
 
@@ -130,6 +133,45 @@ def quality_rows(args, checkpoint: str | None, caches: tuple[str, ...], block_si
     return rows
 
 
+def armd_rows(args) -> list[dict]:
+    """ARMD strided generation (SPEC §5.3) at 256 tokens, S streams, without and with its cache:
+    speed on a random `small` armd model; with --armd-checkpoint its gen-PPL per S (cached)."""
+    streams = [int(v) for v in args.armd_streams.split(",") if v]
+    if not streams:
+        return []
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=65, max_len=256, attention="armd", time_conditioning="none",
+                      **MODEL_PRESETS["small"])
+    model = TransformerDenoiser(cfg).to(args.device).eval()
+    rows = []
+    for S in streams:
+        for batch in map(int, args.batches.split(",")):
+            for cache in ("none", "exact"):
+                wall, gen = timed(model, "strided", 1, length=256, steps=256 // S, batch=batch, seed=0,
+                                  cache=cache, streams=S)
+                rows.append({"sampler": f"strided S={S}", "length": 256, "batch": batch, "cache": cache,
+                             "nfe": gen.nfe, "token_forwards_per_sample": sum(gen.token_forwards) / batch,
+                             "ms_per_step": 1000 * wall / gen.nfe, "tokens_per_s": batch * 256 / wall})
+    if args.armd_checkpoint:
+        import ardm
+        from ardm.evaluation.metrics import generative_nll, perplexity, ppl_ci, unigram_entropy
+
+        loaded, ref = ardm.load(args.armd_checkpoint, args.device), ardm.load(args.reference, args.device)
+        for S in streams:
+            tokens = []
+            for first in range(0, args.ppl_samples, 16):
+                gen = generate(loaded.model, make_sampler("strided", streams=S), length=256, steps=256 // S,
+                               batch=min(16, args.ppl_samples - first), seed=first, cache="exact")
+                tokens += gen.tokens.tolist()
+            nll = generative_nll(ref.model, ref.tokenizer, [loaded.tokenizer.decode(t) for t in tokens], "\n",
+                                 device=args.device)
+            rows.append({"sampler": f"strided S={S}", "checkpoint": args.armd_checkpoint, "length": 256,
+                         "nfe": gen.nfe, "samples": len(tokens), "gen_ppl": perplexity(nll),
+                         "gen_ppl_ci": list(ppl_ci(nll)),
+                         "entropy": statistics.mean(unigram_entropy(t) for t in tokens)})
+    return rows
+
+
 def sampler_rows(args) -> list[dict]:
     torch.manual_seed(0)
     denoiser, causal = models(args.checkpoint, args.length, args.device)
@@ -198,11 +240,14 @@ def main() -> None:
     ap.add_argument("--approx-checkpoint",
                     help="a trained bidirectional denoiser: Fast-dLLM prefix / dual rows (gen-PPL, drift)")
     ap.add_argument("--approx-block-size", type=int, default=32, help="its semi-AR blocks")
+    ap.add_argument("--armd-streams", default="", help="ARMD strided rows for these S, e.g. 1,2,4,8")
+    ap.add_argument("--armd-checkpoint", help="a trained armd model: gen-PPL of strided generation per S")
     ap.add_argument("--only-cache", action="store_true", help="skip the per-sampler table")
     args = ap.parse_args()
     commit = git_commit()  # the code that runs (read before a long run, not after)
     rows = [] if args.only_cache else sampler_rows(args)
     cached = cache_rows(args)
+    armd = armd_rows(args)
     approx = ("none", "prefix", "dual")
     quality = (quality_rows(args, args.block_checkpoint, ("none", "exact"))
                + quality_rows(args, args.approx_checkpoint, approx, args.approx_block_size))
@@ -210,11 +255,20 @@ def main() -> None:
               "torch": torch.__version__, "machine": platform.machine(), "length": args.length,
               "git_commit": commit, "args": vars(args),
               "checkpoint": args.checkpoint or "random small preset", "rows": rows, "cache_rows": cached,
-              "quality_rows": quality}
+              "quality_rows": quality, "armd_rows": armd}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     report(result)
+    for r in armd:
+        if "gen_ppl" in r:
+            lo, hi = r["gen_ppl_ci"]
+            print(f"{r['checkpoint']} {r['sampler']}: NFE {r['nfe']}, gen-PPL {r['gen_ppl']:.2f} [{lo:.2f}, "
+                  f"{hi:.2f}], entropy {r['entropy']:.3f} ({r['samples']} samples)")
+        else:
+            print(f"armd {r['sampler']} batch {r['batch']:2d} cache {r['cache']:>5s}: NFE {r['nfe']:3d}, "
+                  f"{r['token_forwards_per_sample']:.0f} stream tokens/sample, "
+                  f"{r['tokens_per_s']:.0f} tokens/s")
     print(f"wrote {out}")
 
 
