@@ -8,9 +8,11 @@ says which positions to (re)write and with what:
                                   W = sampler.step(state + Z, H) ; x[W \\ settled] = values
     final: if a MASK remains (before the first EOS), one more pass fills it by argmax (+1 NFE)
 
+With block_size (or a block_causal model) this runs block by block, the sampler seeing the current
+block (semi-AR, SPEC §11.6); the denoiser calls go through `ardm.generation.blocks.Passes`, which
+keeps the KV cache of settled blocks (`StepState.settled`: the loop never writes there).
 Rows never interact: each has its own generator seeded seed + b, so a batch of B equals B single
-runs with seeds seed..seed+B-1. `StepState.settled` (prompt + what the sampler settled) is what a
-KV cache of settled positions may hold; the loop already refuses to write there.
+runs with seeds seed..seed+B-1.
 """
 
 from __future__ import annotations
