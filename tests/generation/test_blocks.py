@@ -120,3 +120,14 @@ def test_approximate_caches_need_asking():
         generate(bi, make_sampler("mdlm"), length=16, steps=4, cache="prefix", approximate=True)
     with pytest.raises(ArdmError, match="use the exact cache"):
         generate(block_model(), make_sampler("mdlm"), length=L, steps=4, cache="dual", approximate=True)
+
+
+def test_specs_carry_loop_options():
+    from ardm.generation.specs import SamplerSpec
+
+    spec = SamplerSpec.parse("dual=mdlm:block=32:cache=dual:approximate=1")
+    assert spec.label == "dual" and spec.name == "mdlm" and spec.options == {}
+    assert spec.loop == {"block_size": 32, "cache": "dual", "approximate": True}
+    assert SamplerSpec.parse("llada").loop == {}
+    with pytest.raises(ArdmError, match="block must be an integer"):
+        SamplerSpec.parse("mdlm:block=x")
