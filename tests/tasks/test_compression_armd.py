@@ -41,7 +41,7 @@ def test_armd_round_trip_is_exact(armd, budget, monkeypatch):
 
 def test_bundled_armd_checkpoint_compresses_shakespeare():
     loaded = ardm.load("checkpoints/shakespeare-char-armd")
-    text = "ROMEO:\nBut soft, what light through yonder window breaks?\n".encode()
+    text = b"ROMEO:\nBut soft, what light through yonder window breaks?\n"
     blob, stats = compress(text, loaded, 16)
     assert decompress(blob, loaded) == text
     assert stats.model_nll_bits / len(text) < 4.0  # better than gzip's ~4.2 on this text
