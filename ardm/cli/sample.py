@@ -61,6 +61,17 @@ def add_parser(sub) -> None:
                    help="--sampler gate: a gate folder from `ardm train-gate` (default: the checkpoint's "
                         "gate/ folder if any, else the linear default gate; --set gate=linear|learned|none "
                         "chooses explicitly)")
+    p.add_argument("--block-size", type=int, default=0, metavar="W",
+                   help="semi-autoregressive blocks of W positions (W divides --length; steps a multiple "
+                        "of the number of blocks); the sampler runs inside the current block. 0: one "
+                        "block; a block_causal model always uses its own blocks")
+    p.add_argument("--cache", choices=("none", "exact", "prefix", "dual"), default="none",
+                   help="exact: a block_causal model computes settled blocks once (KV cache, SPEC §11.6), an "
+                        "armd model each written token once (strided: S queries a step); "
+                        "prefix / dual: Fast-dLLM's approximate cache of a bidirectional model (with "
+                        "--block-size and --approximate)")
+    p.add_argument("--approximate", action="store_true",
+                   help="accept an approximate cache (prefix, dual): its logits drift from the full pass")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -104,7 +115,8 @@ def run(args) -> int:
         g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
                      seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                      progress=not (args.json or args.no_progress or args.show),
-                     trace=bool(args.trace or args.html or args.show))
+                     trace=bool(args.trace or args.html or args.show), block_size=args.block_size,
+                     cache=args.cache, approximate=args.approximate)
         if args.show and first == 0:
             from ardm.cli.show import animate
 
@@ -113,6 +125,7 @@ def run(args) -> int:
             c = g.row_counts(b)
             overwrites = {"selected": c["overwrites_selected"], "effective": c["overwrites_effective"]}
             samples.append({"seed": args.seed + first + b, "text": tok.decode(row), "nfe": c["nfe"],
+                            "token_forwards": c["token_forwards"],
                             "writes": c["writes"], "overwrites": overwrites, "remasks": c["remasks"]})
         if args.trace or (args.html and first == 0):
             traces.append({"first_sample": first, **g.trace})
@@ -129,6 +142,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "sampler": sampler.name,
                           "options": dataclasses.asdict(sampler.options), "steps": args.steps,
+                          "block_size": args.block_size, "cache": args.cache,
                           "length": length, "prompt": args.prompt, "seed": args.seed,
                           "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
                           "samples": samples, "wall_time_s": round(wall, 4)}, indent=2))

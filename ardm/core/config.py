@@ -28,6 +28,9 @@ def _check(cond: bool, msg: str) -> None:
         raise ArdmError(msg)
 
 
+ATTENTIONS = ("bidirectional", "causal", "block_causal", "armd")
+
+
 @dataclass
 class ModelConfig:
     """Transformer denoiser (SPEC §1): pre-norm, RoPE, per-token time conditioning."""
@@ -39,7 +42,8 @@ class ModelConfig:
     max_len: int = 256  # longest sequence the model is trained for
     mlp_ratio: int = 4
     dropout: float = 0.0
-    attention: str = "bidirectional"  # "bidirectional" (denoiser) | "causal" (AR reference)
+    attention: str = "bidirectional"  # "bidirectional" (denoiser) | "causal" (AR) | "block_causal" | "armd"
+    block_size: int = 0  # block_causal: tokens per block (BD3-LM, SPEC §11.6); must divide lengths
     time_conditioning: str = "per_token"  # "per_token" | "none" (time-agnostic, SPEC §1)
     abs_pos: bool = False  # add a learned absolute position embedding to RoPE (fixed layouts: Sudoku)
     shift: bool = False  # logits of position i read at hidden state i - 1 (AR-adapted denoisers, §11.5)
@@ -54,8 +58,19 @@ class ModelConfig:
                "model.d_model / n_head must be even (RoPE rotates pairs of dimensions)")
         _check(self.max_len >= 2, f"model.max_len must be >= 2, got {self.max_len}")
         _check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
-        _check(self.attention in ("bidirectional", "causal"),
-               f"model.attention must be 'bidirectional' or 'causal', got {self.attention!r}")
+        _check(self.attention in ATTENTIONS,
+               f"model.attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.attention == "block_causal":
+            _check(self.block_size >= 1 and self.max_len % self.block_size == 0,
+                   f"model.block_size ({self.block_size}) must be >= 1 and divide model.max_len "
+                   f"({self.max_len}) for a block_causal model")
+            _check(not self.shift, "model.shift (AR-adapted logits) does not combine with block_causal")
+        else:
+            _check(self.attention != "armd" or (self.time_conditioning == "none" and not self.shift),
+                   "model.attention='armd' reads each position's block id where the time would go: "
+                   "it needs model.time_conditioning='none' and no model.shift")
+            _check(self.block_size == 0, f"model.block_size ({self.block_size}) is for "
+                   f"model.attention='block_causal' only (this model is {self.attention!r})")
         _check(self.time_conditioning in ("per_token", "none"),
                f"model.time_conditioning must be 'per_token' or 'none', got {self.time_conditioning!r}")
 
@@ -151,7 +166,7 @@ class ScheduleConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "diffusion"  # "diffusion" (noise x schedule) | "causal" (AR reference)
+    objective: str = "diffusion"  # "diffusion" (noise x schedule) | "causal" (AR reference) | "armd"
     batch_size: int = 32  # sequences per optimizer step per process (before accumulation)
     grad_accum: int = 1
     lr: float = 1e-3
@@ -203,14 +218,16 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        causal_model = self.model.attention == "causal"
-        causal_objective = self.train.objective == "causal"
-        _check(causal_model == causal_objective,
-               "train.objective='causal' needs model.attention='causal' and the diffusion objective "
-               f"needs 'bidirectional' (got objective={self.train.objective!r}, "
-               f"attention={self.model.attention!r})")
+        wants = {"causal": ("causal",), "armd": ("armd",)}.get(self.train.objective,
+                                                                 ("bidirectional", "block_causal"))
+        _check(self.model.attention in wants,
+               f"train.objective={self.train.objective!r} needs model.attention in {wants} "
+               f"(got {self.model.attention!r})")
         _check(self.data.seq_len <= self.model.max_len,
                f"data.seq_len ({self.data.seq_len}) exceeds model.max_len ({self.model.max_len})")
+        bs = self.model.block_size
+        _check(bs == 0 or self.data.seq_len % bs == 0,
+               f"model.block_size ({bs}) must divide data.seq_len ({self.data.seq_len})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -54,13 +54,20 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, attn_mask, is_causal):
+    def forward(self, x, cos, sin, attn_mask, is_causal, past=None, after=None):
+        """past / after: (keys, values) [B, H, Lc, hd] of cached positions before / after these that
+        every query may attend to (columns in that order in attn_mask). Returns the output and this
+        input's own (keys, values)."""
         B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+        qkv = self.qkv(x).view(B, L, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], cos, sin).unbind(0)  # q and k in one call (fewer small ops)
+        v = qkv[2]
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        if after is not None:
+            keys, values = torch.cat([keys, after[0]], 2), torch.cat([values, after[1]], 2)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))
+        return self.proj(y.transpose(1, 2).reshape(B, L, D)), (k, v)
 
 
 class MLP(nn.Module):
@@ -82,9 +89,13 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, attn_mask, is_causal):
-        x = x + self.drop(self.attn(self.ln1(x), cos, sin, attn_mask, is_causal))
-        return x + self.drop(self.mlp(self.ln2(x)))
+    def forward(self, x, cos, sin, attn_mask, is_causal, past=None, after=None):
+        y, kv = self.attn(self.ln1(x), cos, sin, attn_mask, is_causal, past, after)
+        if self.drop.p == 0.0:  # no dropout: skip its calls (small-window cached steps are op-bound)
+            x = x + y
+            return x + self.mlp(self.ln2(x)), kv
+        x = x + self.drop(y)
+        return x + self.drop(self.mlp(self.ln2(x))), kv
 
 
 class TransformerDenoiser(nn.Module):
@@ -140,36 +151,214 @@ class TransformerDenoiser(nn.Module):
         return self.tok_emb(tokens)
 
     def forward(self, tokens: torch.Tensor, t: torch.Tensor | None = None,
-                pad_mask: torch.Tensor | None = None,
-                input_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                pad_mask: torch.Tensor | None = None, input_embeds: torch.Tensor | None = None,
+                clean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [B, L] (MASK = V allowed); t [B, L] or [B] noise levels; pad_mask [B, L] bool.
 
         input_embeds [B, L, d] replaces the token embedding lookup (relaxed masks in gate training).
+        clean [B, L] (block_causal models only): the clean sequence beside the noisy `tokens`, BD3-LM's
+        vectorised two-copy input, so that every block is denoised from clean earlier blocks in one
+        pass (training and likelihood); without it the model reads `tokens` alone, block-causally
+        (sampling: earlier blocks are already clean there).
         Returns logits [B, L, V] (float32) and final hidden states [B, L, d].
         """
         B, L = tokens.shape
         if L > self.cfg.max_len:
             raise ValueError(f"sequence length {L} exceeds the model's max_len {self.cfg.max_len}")
-        x = self.embed(tokens) if input_embeds is None else input_embeds
-        if self.cfg.abs_pos:
-            x = x + self.pos_emb.weight[:L]
-        if self.cfg.time_conditioning == "per_token":
-            if t is None:
-                raise ValueError("this denoiser is time-conditioned: pass per-token noise levels t")
-            t = t.to(x.device).float()
-            t = t[:, None].expand(B, L) if t.dim() == 1 else t
-            x = x + self.time_mlp(timestep_embedding(t, self.cfg.d_model)).to(x.dtype)
+        if self.cfg.attention == "armd":
+            return self._two_stream(tokens, t)
+        pos = torch.arange(L, device=tokens.device)
+        if clean is not None:
+            if self.cfg.attention != "block_causal":
+                raise ValueError("a clean copy is input only to block_causal models (it would leak)")
+            t = _per_token(t, B, L) if t is not None else torch.ones(B, L, device=tokens.device)
+            x = self._inputs(torch.cat([tokens, clean], 1), torch.cat([t, torch.zeros_like(t)], 1),
+                             None, torch.cat([pos, pos]))
+            h, _ = self._trunk(x, torch.cat([pos, pos]), self.two_copy_mask(L), False)
+            h = h[:, :L]
+            return self.head(h).float(), h
+        x = self._inputs(tokens, t, input_embeds, pos)
         causal = self.cfg.causal
         attn_mask = None if self.attn_allow is None else self.attn_allow[:L, :L]
+        if self.cfg.attention == "block_causal":
+            attn_mask = self.block_mask(pos, pos)
         if pad_mask is not None:
             keys = pad_mask[:, None, None, :].to(torch.bool)  # [B, 1, 1, L] keys
             attn_mask = keys if attn_mask is None else keys & attn_mask
             if causal:
                 attn_mask = attn_mask & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        cos, sin = self.rope_cos[:L], self.rope_sin[:L]
-        for block in self.blocks:
-            x = block(x, cos, sin, attn_mask, causal and attn_mask is None)
-        h = self.ln_f(x)
+        h, _ = self._trunk(x, pos, attn_mask, causal and attn_mask is None)
         if self.cfg.shift:  # logits of position i from state i - 1, as the AR model read them (§11.5)
             h = torch.cat([h[:, :1], h[:, :-1]], dim=1)
         return self.head(h).float(), h
+
+    def forward_cached(self, tokens: torch.Tensor, t: torch.Tensor | None, cache: KVCache,
+                       commit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact KV cache of a block_causal model (SPEC §11.6): tokens [B, W] sit at positions
+        cache.length .. cache.length + W - 1, which must start a block; they attend to every cached
+        position (all in earlier blocks) and block-causally to each other, so the logits equal those
+        of a full forward pass over the cached tokens followed by these. The keys/values of the first
+        `commit` positions (whole blocks, now settled) are appended to `cache`."""
+        if self.cfg.attention != "block_causal":
+            raise ValueError("forward_cached is exact only for block_causal models")
+        B, W = tokens.shape
+        start, bs = cache.length, self.cfg.block_size
+        if start % bs or commit % bs or commit > W or start + W > self.cfg.max_len:
+            raise ValueError(f"cached window [{start}, {start + W}) commit {commit}: not on block "
+                             f"boundaries of {bs} or beyond max_len {self.cfg.max_len}")
+        pos = torch.arange(start, start + W, device=tokens.device)
+        x = self._inputs(tokens, t, None, pos)
+        mask = None  # one block: it sees every cached position and itself (SDPA's fast path)
+        if W > bs:
+            seen = torch.ones(W, start, dtype=torch.bool, device=x.device)  # every cached position
+            mask = torch.cat([seen, self.block_mask(pos, pos)], 1)
+        h, kvs = self._trunk(x, pos, mask, False, cache.layers if start else None)
+        if commit:
+            cache.append([(k[:, :, :commit], v[:, :, :commit]) for k, v in kvs])
+        return self.head(h).float(), h
+
+    def forward_keeping(self, tokens: torch.Tensor, t: torch.Tensor | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, KVCache]:
+        """A bidirectional pass that also returns every position's keys/values (the refresh of the
+        approximate cache below)."""
+        L = tokens.shape[1]
+        pos = torch.arange(L, device=tokens.device)
+        h, kvs = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False)
+        return self.head(h).float(), h, KVCache(kvs)
+
+    def forward_reusing(self, tokens: torch.Tensor, t: torch.Tensor | None, before: KVCache,
+                        after: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fast-dLLM's approximate cache (arXiv 2505.22618) for a bidirectional denoiser: tokens
+        [B, W] at positions before.length .. + W - 1 attend, unmasked, to themselves, to the cached
+        keys/values of the positions before them and (dual cache) of `after`, the positions after
+        them. Only these W positions are recomputed; the cached entries, computed when the block
+        began, do not see this step's tokens: approximate, by design (SPEC §11.6)."""
+        if self.cfg.attention != "bidirectional":
+            raise ValueError("forward_reusing is Fast-dLLM's cache of a bidirectional denoiser")
+        start, W = before.length, tokens.shape[1]
+        pos = torch.arange(start, start + W, device=tokens.device)
+        h, _ = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False,
+                           before.layers if start else None, None if after is None else after.layers)
+        return self.head(h).float(), h
+
+    def _two_stream(self, tokens: torch.Tensor, beta: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ARMD (SPEC §5.3): `beta` [B, L] (in place of t) is each position's block id, the denoising
+        step that reveals it. Input [query stream: MASK at position i ; content stream: x_i at i];
+        content i sees content j iff beta_j <= beta_i, query i sees content j iff beta_j < beta_i and
+        itself. Logits come from the query stream: position i's given the blocks before its own, for
+        every i in ONE pass. Only positions enter RoPE, so permuting (x, positions, beta) together
+        permutes the outputs."""
+        if beta is None:
+            raise ValueError("an armd model needs each position's block id (passed as t)")
+        B, L = tokens.shape
+        beta = _per_token(beta.to(tokens.device), B, L)
+        pos = torch.arange(L, device=tokens.device)
+        query = self.tok_emb.weight[self.cfg.mask_id].expand(B, L, -1)
+        x = torch.cat([query, self.embed(tokens)], 1)
+        if self.cfg.abs_pos:
+            x = x + self.pos_emb.weight[torch.cat([pos, pos])]
+        bi, bj = beta[:, :, None], beta[:, None, :]
+        itself = torch.eye(L, dtype=torch.bool, device=x.device).expand(B, L, L)
+        top = torch.cat([itself, bj < bi], 2)
+        bottom = torch.cat([torch.zeros_like(itself), bj <= bi], 2)
+        h, _ = self._trunk(x, torch.cat([pos, pos]), torch.cat([top, bottom], 1)[:, None], False)
+        h = h[:, :L]
+        return self.head(h).float(), h
+
+    def forward_armd_cached(self, content: torch.Tensor, content_pos: torch.Tensor,
+                            content_beta: torch.Tensor, query_pos: torch.Tensor,
+                            query_beta: torch.Tensor, cache: KVCache
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ARMD with a cache of content keys/values (SPEC §5.3: with the cache a strided step
+        processes S content + S query tokens): new content tokens [B, N] at content_pos [N] attend to
+        cached and new content of block ids <= theirs; queries at query_pos [Q] (block ids
+        query_beta [B, Q]) to content of smaller ids and to themselves. The new content joins the
+        cache (cache.beta keeps the ids). Returns the queries' logits [B, Q, V] and hidden states:
+        those of the full two-stream pass over the same tokens and ids."""
+        B, N = content.shape
+        Q = query_pos.numel()
+        x = torch.cat([self.embed(content), self.tok_emb.weight[self.cfg.mask_id].expand(B, Q, -1)], 1)
+        pos = torch.cat([content_pos, query_pos])
+        if self.cfg.abs_pos:
+            x = x + self.pos_emb.weight[pos]
+        keys = content_beta if cache.beta is None else torch.cat([cache.beta, content_beta], 1)
+        rows_c = torch.cat([keys[:, None, :] <= content_beta[:, :, None],
+                            torch.zeros(B, N, Q, dtype=torch.bool, device=x.device)], 2)
+        rows_q = torch.cat([keys[:, None, :] < query_beta[:, :, None],
+                            torch.eye(Q, dtype=torch.bool, device=x.device).expand(B, Q, Q)], 2)
+        h, kvs = self._trunk(x, pos, torch.cat([rows_c, rows_q], 1)[:, None], False,
+                             cache.layers if cache.length else None)
+        if N:
+            cache.append([(k[:, :, :N], v[:, :, :N]) for k, v in kvs])
+            cache.beta = keys
+        h = h[:, N:]
+        return self.head(h).float(), h
+
+    def block_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+        """[Lq, Lk] bool: query i sees key j iff block(j) <= block(i) (BD3-LM's single-copy mask)."""
+        bs = self.cfg.block_size
+        return (k_pos[None, :] // bs) <= (q_pos[:, None] // bs)
+
+    def two_copy_mask(self, L: int) -> torch.Tensor:
+        """[2L, 2L] bool over [noisy ; clean] (BD3-LM, arXiv 2503.09573): noisy block b sees itself
+        and clean blocks < b; clean block b sees clean blocks <= b; nothing sees the noisy copy else."""
+        blk = torch.arange(L, device=self.rope_cos.device) // self.cfg.block_size
+        same, before = blk[:, None] == blk[None, :], blk[None, :] < blk[:, None]
+        top = torch.cat([same, before], 1)
+        bottom = torch.cat([torch.zeros_like(same), same | before], 1)
+        return torch.cat([top, bottom], 0)
+
+    def _inputs(self, tokens: torch.Tensor, t: torch.Tensor | None, input_embeds: torch.Tensor | None,
+                pos: torch.Tensor) -> torch.Tensor:
+        """Token (or given) embeddings + absolute positions + the per-token time embedding."""
+        B, L = tokens.shape
+        x = self.embed(tokens) if input_embeds is None else input_embeds
+        if self.cfg.abs_pos:
+            x = x + self.pos_emb.weight[pos]
+        if self.cfg.time_conditioning == "per_token":
+            if t is None:
+                raise ValueError("this denoiser is time-conditioned: pass per-token noise levels t")
+            t = _per_token(t.to(x.device), B, L)
+            x = x + self.time_mlp(timestep_embedding(t, self.cfg.d_model)).to(x.dtype)
+        return x
+
+    def _trunk(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
+               past: list | None = None, after: list | None = None) -> tuple[torch.Tensor, list]:
+        first, last = (int(pos[0]), int(pos[-1])) if pos.numel() else (0, -1)
+        if last - first == pos.numel() - 1:  # contiguous positions: a view, no copy
+            cos, sin = self.rope_cos[first: last + 1], self.rope_sin[first: last + 1]
+        else:
+            cos, sin = self.rope_cos[pos], self.rope_sin[pos]
+        kvs = []
+        for j, block in enumerate(self.blocks):
+            x, kv = block(x, cos, sin, attn_mask, is_causal, None if past is None else past[j],
+                          None if after is None else after[j])
+            kvs.append(kv)
+        return self.ln_f(x), kvs
+
+
+def _per_token(t: torch.Tensor, B: int, L: int) -> torch.Tensor:
+    t = t.float()
+    return t[:, None].expand(B, L) if t.dim() == 1 else t
+
+
+class KVCache:
+    """Keys/values of positions [0, length), per layer [B, H, length, hd] (SPEC §11.6): the settled
+    prefix (exact cache), or a span kept from a refresh pass (approximate cache)."""
+
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        self.layers = layers or []
+        self.length = self.layers[0][0].shape[2] if self.layers else 0
+        self.beta: torch.Tensor | None = None  # ARMD: the cached positions' block ids [B, length]
+
+    def span(self, lo: int, hi: int) -> KVCache:
+        """The entries of positions [lo, hi) (views)."""
+        return KVCache([(k[:, :, lo:hi], v[:, :, lo:hi]) for k, v in self.layers])
+
+    def append(self, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        if self.layers:
+            kvs = [(torch.cat([k0, k], 2), torch.cat([v0, v], 2))
+                   for (k0, v0), (k, v) in zip(self.layers, kvs)]
+        self.layers = kvs
+        self.length = kvs[0][0].shape[2]

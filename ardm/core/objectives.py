@@ -17,9 +17,19 @@ from ardm.core.schedules import TrainingLevels
 if TYPE_CHECKING:
     from ardm.core.config import RunConfig
 
-__all__ = ["OBJECTIVES", "CausalObjective", "DiffusionObjective", "make_objective", "token_nll"]
+__all__ = ["OBJECTIVES", "ArmdObjective", "CausalObjective", "DiffusionObjective", "armd_blocks", "denoise",
+           "make_objective", "strided_blocks", "token_nll"]
 
 OBJECTIVES: Registry[type] = Registry("train.objective")
+
+
+def denoise(model, z: torch.Tensor, t: torch.Tensor, x: torch.Tensor):
+    """The denoiser's (logits, hidden) for noisy z of clean x: a block_causal model reads BD3-LM's
+    two-copy input [z ; x] (every block from clean earlier blocks, one pass); any other model z alone."""
+    cfg = getattr(getattr(model, "module", model), "cfg", None)  # DDP wraps the model
+    if getattr(cfg, "attention", None) == "block_causal":
+        return model(z, t, clean=x)
+    return model(z, t)
 
 
 @OBJECTIVES.register("diffusion")
@@ -63,7 +73,7 @@ class DiffusionObjective:
         c = self.noise.corrupt(x, t, generator)
         if clean is not None:
             c.z, c.masked, c.replaced = torch.where(clean, x, c.z), c.masked & ~clean, c.replaced & ~clean
-        logits, _ = model(c.z, t)
+        logits, _ = denoise(model, c.z, t, x)
         nll = token_nll(logits, x)  # once per step: the loss and the logged statistics share it
         if clean is None:
             loss = self.noise.token_loss(logits, x, c, t, nll=nll).sum() / (B * L)
@@ -92,6 +102,50 @@ class CausalObjective:
         return token_nll(logits, x[:, 1:]).mean(), {}
 
 
-def make_objective(cfg: RunConfig) -> DiffusionObjective | CausalObjective:
+STREAMS = (2, 4, 8, 16)  # strided orders in the ARMD training mix: S parallel streams
+
+
+def strided_blocks(L: int, streams: int) -> torch.Tensor:
+    """ARMD block ids of strided generation (SPEC §5.3): stream s owns [s m, (s + 1) m), m = L / S;
+    step j reveals {s m + j - 1}: beta(i) = i mod m + 1. streams = 1 is the identity order (AR). [L]"""
+    return torch.arange(L) % (L // streams) + 1
+
+
+def armd_blocks(B: int, L: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Per row, the block ids of one training order (SPEC §5.3 Reading): identity (AR, K = L) w.p.
+    1/2, a uniformly random permutation (K = L) w.p. 1/4, a strided order with S streams (S drawn
+    from STREAMS dividing L) w.p. 1/4. [B, L] float"""
+    kinds = torch.rand(B, generator=generator)
+    streams = [s for s in STREAMS if L % s == 0] or [1]
+    rows = []
+    for u in kinds.tolist():
+        if u < 0.5:
+            rows.append(strided_blocks(L, 1))
+        elif u < 0.75:
+            perm = torch.randperm(L, generator=generator)
+            rows.append(torch.empty(L, dtype=torch.long).index_put_((perm,), torch.arange(1, L + 1)))
+        else:
+            pick = int(torch.randint(len(streams), (1,), generator=generator))
+            rows.append(strided_blocks(L, streams[pick]))
+    return torch.stack(rows).float()
+
+
+@OBJECTIVES.register("armd")
+class ArmdObjective:
+    """ARMD (SPEC §5.3): sum_i -log p(x_i | x_{beta < beta_i}) / (B L) in one pass, the exact NLL of
+    the K-step parallel model of each row's order (armd_blocks). The SPEC's progressive schedule
+    (rho ramping 0 -> 0.5 over the first half) is read as a fixed rho = 0.5 here."""
+
+    def __init__(self, cfg: RunConfig):
+        self.example_len = cfg.data.seq_len
+
+    def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
+             given: torch.Tensor | None = None):
+        beta = armd_blocks(x.shape[0], x.shape[1], generator).to(x.device)
+        logits, _ = model(x, beta)
+        return token_nll(logits, x).mean(), {}
+
+
+def make_objective(cfg: RunConfig) -> DiffusionObjective | CausalObjective | ArmdObjective:
     """The objective named by cfg.train.objective (OBJECTIVES)."""
     return OBJECTIVES[cfg.train.objective](cfg)

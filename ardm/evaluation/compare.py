@@ -181,7 +181,7 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
         batch = min(cfg.batch_size, cfg.num - first)
         g = generate(loaded.model, sampler, length=length, steps=K, batch=batch, prompt=prompt,
                      seed=cfg.seed + first, top_k=cfg.top_k, top_p=top_p, temperature=temperature,
-                     trace=True)
+                     trace=True, **spec.loop)
         wall += g.wall_time_s
         traces.append({**revision_stats(g.trace), "batch": g.tokens.shape[0]})
         if pages is not None and first == 0:
@@ -200,7 +200,7 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
         s["entropy"] = round(unigram_entropy(s.pop("tokens")), 4)
     swept = {"top_p": top_p} if cfg.sweep else {}
     return {"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
-            "temperature": temperature, **swept,
+            "temperature": temperature, **swept, **({"loop": spec.loop} if spec.loop else {}),
             "nfe_budget": K, **_aggregate(samples, traces, nll, wall, cfg), **page, "samples": samples}
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ardm.core.denoiser import Denoiser
-from ardm.core.objectives import token_nll
+from ardm.core.objectives import denoise, strided_blocks, token_nll
 from ardm.data.tokens import encode, eval_blocks
 from ardm.errors import ArdmError
 
@@ -54,7 +54,7 @@ def absorbing_nelbo(model: Denoiser, x: torch.Tensor, draws: int, generator: tor
         t = (1e-3 + (1 - 1e-3) * u[:, d]).to(x.device)  # MDLM t_eps
         masked = torch.rand(B, L, generator=generator).to(x.device) < t[:, None]
         z = torch.where(masked, torch.full_like(x, mask_id), x)
-        logits, _ = model(z, t[:, None].expand(B, L))
+        logits, _ = denoise(model, z, t[:, None].expand(B, L), x)
         out[:, d] = ((token_nll(logits, x) * masked).sum(1) / t).cpu()
     return out
 
@@ -76,6 +76,15 @@ def order_nll(model: Denoiser, x: torch.Tensor, order: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
+def armd_nll(model: Denoiser, x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Exact -log p(x) of an ARMD model's K-step parallel model with block ids beta [L] or [B, L],
+    in ONE pass (SPEC §5.3): sum_i -log p(x_i | x_{beta < beta_i}). x [B, L] -> [B] nats."""
+    beta = beta.to(x.device).float().expand(x.shape)
+    logits, _ = model(x, beta)
+    return token_nll(logits, x).sum(1).double().cpu()
+
+
+@torch.no_grad()
 def causal_nll(model: Denoiser, windows: torch.Tensor) -> torch.Tensor:
     """Exact NLL (nats) of windows[:, 1:] given the previous tokens. [W, L + 1] -> [W]"""
     logits, _ = model(windows[:, :-1])
@@ -85,9 +94,11 @@ def causal_nll(model: Denoiser, windows: torch.Tensor) -> torch.Tensor:
 ESTIMATORS = ("nelbo", "exact_order")
 
 
-def _describe(causal: bool, estimator: str, draws: int) -> str:
+def _describe(causal: bool, estimator: str, draws: int, attention: str = "") -> str:
     if causal:
         return "exact causal NLL"
+    if attention == "armd":
+        return "exact ARMD NLL, identity order, one pass"
     if estimator == "exact_order":
         return f"exact NLL of {draws} random order(s) per window"
     return f"MDLM absorbing NELBO, {draws} stratified t draws"
@@ -106,6 +117,9 @@ def evaluate_text(model: Denoiser, tokenizer, text: str, seq_len: int, *, draws:
 
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}")
+    if estimator == "exact_order" and model.cfg.attention == "block_causal":
+        raise ArdmError("estimator exact_order needs a bidirectional denoiser; a block_causal model's "
+                        "likelihood is the NELBO of its blocks (estimator nelbo)")
     model.eval()
     ids = encode(tokenizer, text)
     causal = model.cfg.causal
@@ -125,6 +139,8 @@ def evaluate_text(model: Denoiser, tokenizer, text: str, seq_len: int, *, draws:
         x = windows[start:start + batch_size].to(device)
         if causal:
             totals.append(causal_nll(model, x)[:, None])
+        elif model.cfg.attention == "armd":  # the identity order: exact, K = L, one pass
+            totals.append(armd_nll(model, x, strided_blocks(x.shape[1], 1))[:, None])
         elif estimator == "exact_order":
             orders = [torch.randperm(seq_len, generator=gen) for _ in range(draws)]
             totals.append(torch.stack([order_nll(model, x, o) for o in orders], 1))
@@ -141,8 +157,8 @@ def evaluate_text(model: Denoiser, tokenizer, text: str, seq_len: int, *, draws:
         se_total = 0.0
     bpt = total / n_tokens / LN2
     return LikelihoodReport(
-        estimator=_describe(causal, estimator, per.shape[1]),
+        estimator=_describe(causal, estimator, per.shape[1], model.cfg.attention),
         bits_per_token=bpt, bits_per_char=total / n_chars / LN2,
         bits_per_token_se=se_total / n_tokens / LN2, bits_per_char_se=se_total / n_chars / LN2,
         perplexity_bound=math.exp(total / n_tokens), tokens=n_tokens, chars=n_chars,
-        windows=len(windows), seq_len=seq_len, draws=1 if causal else draws)
+        windows=len(windows), seq_len=seq_len, draws=per.shape[1])

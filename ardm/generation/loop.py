@@ -8,9 +8,11 @@ says which positions to (re)write and with what:
                                   W = sampler.step(state + Z, H) ; x[W \\ settled] = values
     final: if a MASK remains (before the first EOS), one more pass fills it by argmax (+1 NFE)
 
+With block_size (or a block_causal model) this runs block by block, the sampler seeing the current
+block (semi-AR, SPEC §11.6); the denoiser calls go through `ardm.generation.blocks.Passes`, which
+keeps the KV cache of settled blocks (`StepState.settled`: the loop never writes there).
 Rows never interact: each has its own generator seeded seed + b, so a batch of B equals B single
-runs with seeds seed..seed+B-1. `StepState.settled` (prompt + what the sampler settled) is what a
-KV cache of settled positions may hold; the loop already refuses to write there.
+runs with seeds seed..seed+B-1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
+from ardm.generation.blocks import Passes, block_windows, resolve_block_size
 from ardm.generation.samplers.base import Sampler, StepState, TokenSampling, WriteSet
 
 __all__ = ["generate", "Generation"]
@@ -39,7 +42,7 @@ class Generation:
     tokens: torch.Tensor  # [B, L] prompt + generated tokens; after the first EOS: pad_id
     nfe: int  # denoiser passes over the batch (SPEC §6.10: a batched pass counts 1 per sequence)
     nfe_per_sample: list[int]  # passes each row took part in (= the NFE of its single run)
-    token_forwards: list[int]  # positions processed per row (SPEC §6.10; L per full pass, no cache yet)
+    token_forwards: list[int]  # positions recomputed per row (SPEC §6.10; L per full pass, fewer cached)
     steps: int  # K
     prompt_length: int
     lengths: list[int]  # generated tokens per row, through its first EOS (all n without EOS)
@@ -49,6 +52,7 @@ class Generation:
     remasks: list[int]  # token -> MASK (included in overwrites_effective)
     wall_time_s: float
     trace: dict | None = None  # per-step writes/overwrites (JSON-ready), when asked for
+    cache_drift: list[float] | None = None  # approximate cache: per cached step, KL(full || cached)
     aux: dict[str, Any] = field(default_factory=dict, repr=False)  # the sampler's final state
 
     def row_counts(self, b: int) -> dict[str, int]:
@@ -153,12 +157,103 @@ def _apply(s: StepState, w: WriteSet, counts: torch.Tensor, record: bool) -> tup
                    last_change=torch.where(now, s.k, s.last_change)), rec
 
 
+@dataclass
+class _Run:
+    """The state of one `generate` call across its blocks: full-length [B, L] tensors and counters."""
+
+    x: torch.Tensor
+    settled: torch.Tensor
+    fixed: torch.Tensor  # given positions, fed at level 0
+    changes: torch.Tensor
+    last_change: torch.Tensor
+    active: torch.Tensor
+    counts: torch.Tensor  # [len(COUNTERS), B]
+    forwards: torch.Tensor  # [B] token-forwards: positions recomputed while the row was active
+    generators: list[torch.Generator]
+    prompt_len: int
+    records: list = field(default_factory=list)
+    nfe: int = 0
+    aux: dict = field(default_factory=dict)
+
+
+def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window: tuple[int, int], K: int,
+           sampling: TokenSampling, eos_id: int | None, stop, progress: bool, trace: bool) -> None:
+    """Run the sampler for K steps on block [lo, hi) (the whole sequence when unblocked), its part of
+    the prompt as its prompt, then fill any MASK left before the first EOS by argmax (MDLM noise
+    removal, +1 NFE). The sampler sees the block alone; the passes see what precedes it."""
+    lo, hi = window
+    P = max(run.prompt_len - lo, 0)
+    B = run.x.shape[0]
+    device = run.x.device
+    zero_t = run.fixed[:, lo:hi]  # givens at level 0; a block_causal model's prompt too (clean copy)
+    if model.cfg.attention == "block_causal":
+        zero_t = zero_t | (torch.arange(hi - lo, device=device) < P)
+    s = StepState.begin(run.x[:, lo:hi], k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
+                        settled=run.settled[:, lo:hi], sampling=sampling, generators=run.generators)
+    s = replace(s, active=run.active, changes=run.changes[:, lo:hi], last_change=run.last_change[:, lo:hi])
+    s = replace(s, aux=sampler.init(s))
+    passes.begin(lo, hi, run.x)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+
+    def forward(state: StepState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = torch.where(zero_t, 0.0, sampler.levels(state))
+        logits, hidden, done = passes(state.x, t, sampler.queries(state))
+        run.nfe += 1
+        run.counts[0] += state.active.cpu()
+        run.forwards += done * state.active.cpu()
+        return logits, hidden, t
+
+    def record(rec: dict | None, **extra) -> None:
+        if trace and rec is not None:
+            tag = {"block": [lo, hi]} if lo or hi < run.x.shape[1] else {}
+            run.records.append({**_shift(rec, lo), **tag, **extra})
+
+    for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
+        s = replace(s, k=k, logits=None, hidden=None, t=None)
+        logits, hidden, t = forward(s)
+        w = sampler.step(replace(s, logits=logits, hidden=hidden, t=t))
+        s, rec = _apply(s, w, run.counts, trace)
+        record(rec)
+        # w.done ends the row's block; stop and a settled EOS end the row
+        over = _eos_settled(s, eos_id) & s.active
+        if stop is not None:
+            full = torch.cat([run.x[:, :lo], s.x, run.x[:, hi:]], 1)
+            over = over | (stop(full).to(device) & s.active)
+        finished |= over
+        done = over if w.done is None else over | w.done.to(device)
+        s = replace(s, prev_logits=logits, active=s.active & ~done)
+        if not s.active.any():
+            break
+    positions = torch.arange(hi - lo, device=device)
+    need = (s.x == s.mask_id) & (positions[None] < _first_eos(s.x, P, eos_id)[:, None]) & s.target
+    if need.any() and not model.cfg.causal:  # MDLM "noise removal": argmax fill, +1 NFE
+        last = replace(s, k=K, active=need.any(1))
+        logits, _, _ = forward(last)
+        s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), run.counts, trace)
+        record(rec, final_fill=True)
+    # the block is complete: store it, settled (what the next block's cache holds)
+    run.x[:, lo:hi], run.changes[:, lo:hi], run.last_change[:, lo:hi] = s.x, s.changes, s.last_change
+    run.settled[:, lo:hi] = s.settled | (s.target & (s.x != s.mask_id))
+    run.active, run.aux = run.active & ~finished & ~_eos_settled(s, eos_id), s.aux
+
+
+def _shift(rec: dict, lo: int) -> dict:
+    """A trace record of a block with its positions made absolute (indices into the sequence)."""
+    if not lo:
+        return rec
+    out = dict(rec)
+    for key in ("written", "overwritten", "remasked"):
+        out[key] = [[[p + lo, *rest] for p, *rest in row] for row in rec[key]]
+    return out
+
+
 @torch.no_grad()
 def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batch: int = 1,
              prompt: torch.Tensor | None = None, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
              given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             progress: bool = False, trace: bool = False) -> Generation:
+             progress: bool = False, trace: bool = False, block_size: int = 0,
+             cache: str = "none", approximate: bool = False, cache_drift: bool = False) -> Generation:
     """Run `sampler` for (up to) K steps from an all-MASK target after a fixed prompt.
 
     prompt: [P] (shared) or [batch, P] clean prefix, never rewritten. eos_id: a row is finished once
@@ -169,7 +264,11 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     NFE stops counting), e.g. a verifier that accepts the answer. trace: record the starting tokens
     (prompt and givens, `initial`) and per step which positions were written / overwritten /
     remasked (and the gate's probabilities) in `Generation.trace` (ardm.generation.trace writes it
-    to a file).
+    to a file). block_size W > 0: semi-autoregressive blocks of W positions (W divides the
+    length), K / #blocks steps each (ardm.generation.blocks; a block_causal model always runs on its
+    own blocks). cache="exact": a block_causal model computes settled blocks once (SPEC §11.6);
+    "prefix" / "dual": Fast-dLLM's approximate cache of a bidirectional model, only with
+    approximate=True; cache_drift: also measure its per-step KL to the full pass (`Generation.cache_drift`).
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)
@@ -180,50 +279,33 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     B, L = x.shape
     g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
     fixed = g >= 0
-    x = torch.where(fixed, g, x)
-    initial = _rows(x != model.cfg.vocab_size, x) if trace else None  # prompt + givens, for a viewer
-    K = sampler.num_steps(L - P, steps)
+    windows = block_windows(L, P, resolve_block_size(model.cfg, block_size, cache, approximate))
+    if steps % len(windows):
+        raise ArdmError(f"steps ({steps}) must be a multiple of the number of blocks ({len(windows)})")
+    Ks = [sampler.num_steps(hi - max(lo, P), steps // len(windows)) for lo, hi in windows]
     positions = torch.arange(L, device=device)
-    s = StepState.begin(x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
-                        settled=(positions < P).expand(B, L) | fixed, sampling=sampling,
-                        generators=[torch.Generator().manual_seed(seed + b) for b in range(B)])
-    s = replace(s, aux=sampler.init(s))
-    counts = torch.zeros(len(COUNTERS), B, dtype=torch.long)
-    nfe, records = 0, []
-    for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
-        s = replace(s, k=k, logits=None, hidden=None, t=None)
-        t = torch.where(fixed, 0.0, sampler.levels(s))
-        logits, hidden = model(s.x, t)
-        nfe += 1
-        counts[0] += s.active.cpu()
-        w = sampler.step(replace(s, logits=logits, hidden=hidden, t=t))
-        s, rec = _apply(s, w, counts, trace)
-        records += [rec] if trace else []
-        done = torch.zeros(B, dtype=torch.bool, device=device) if w.done is None else w.done.to(device)
-        if stop is not None:
-            done = done | stop(s.x).to(device)
-        s = replace(s, prev_logits=logits, active=s.active & ~done & ~_eos_settled(s, eos_id))
-        if not s.active.any():
-            break
-    need = (s.x == s.mask_id) & (positions[None] < _first_eos(s.x, P, eos_id)[:, None])
-    if need.any() and not model.cfg.causal:  # MDLM "noise removal": argmax fill, +1 NFE
-        rows = need.any(1)
-        last = replace(s, k=K, active=rows)
-        logits, _ = model(s.x, torch.where(fixed, 0.0, sampler.levels(last)))
-        nfe += 1
-        counts[0] += rows.cpu()
-        s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), counts, trace)
-        records += [{**(rec or {}), "final_fill": True}] if trace else []
-    first = _first_eos(s.x, P, eos_id)
+    run = _Run(x=torch.where(fixed, g, x), settled=(positions < P).expand(B, L) | fixed, fixed=fixed,
+               changes=torch.zeros_like(x), last_change=torch.zeros_like(x),
+               active=torch.ones(B, dtype=torch.bool, device=device),
+               counts=torch.zeros(len(COUNTERS), B, dtype=torch.long),
+               forwards=torch.zeros(B, dtype=torch.long),
+               generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], prompt_len=P)
+    initial = _rows(run.x != model.cfg.vocab_size, run.x) if trace else None  # prompt + givens, for a viewer
+    passes = Passes(model, cache, drift=cache_drift)
+    for window, K in zip(windows, Ks):
+        if run.active.any():
+            _block(run, model, sampler, passes, window, K, sampling, eos_id, stop, progress, trace)
+    first = _first_eos(run.x, P, eos_id)
     pad = eos_id if pad_id is None else pad_id
-    tokens = s.x if pad is None else torch.where(positions[None] > first[:, None], pad, s.x)
-    c = {name: counts[j].tolist() for j, name in enumerate(COUNTERS)}
+    tokens = run.x if pad is None else torch.where(positions[None] > first[:, None], pad, run.x)
+    c = {name: run.counts[j].tolist() for j, name in enumerate(COUNTERS)}
     tr = None
     if trace:
         tr = {"sampler": sampler.name, "options": asdict(sampler.options), "length": L, "prompt_length": P,
-              "steps": K, "positions": "absolute indices into the sequence (prompt included)",
-              "initial": initial, "records": records}
+              "steps": sum(Ks), "positions": "absolute indices into the sequence (prompt included)",
+              "initial": initial, "records": run.records}
     lengths = (first.clamp(max=L - 1) - P + 1).tolist() if eos_id is not None else [L - P] * B
     wall = round(time.perf_counter() - start, 4)
-    return Generation(tokens=tokens, nfe=nfe, token_forwards=[L * v for v in c["nfe_per_sample"]], steps=K,
-                      prompt_length=P, lengths=lengths, wall_time_s=wall, trace=tr, aux=s.aux, **c)
+    return Generation(tokens=tokens, nfe=run.nfe, token_forwards=run.forwards.tolist(), steps=sum(Ks),
+                      prompt_length=P, lengths=lengths, wall_time_s=wall, trace=tr, aux=run.aux,
+                      cache_drift=passes.drift, **c)

@@ -19,11 +19,11 @@ from ardm.generation.samplers.fixed import FixedScheduleSampler
 from ardm.generation.samplers.masked import LLaDASampler, MDLMSampler
 from ardm.generation.samplers.planned import PlannedSampler
 from ardm.generation.samplers.remdm import ReMDMSampler
-from ardm.generation.samplers.sequential import ARSampler, L2RSampler
+from ardm.generation.samplers.sequential import ARSampler, L2RSampler, StridedSampler
 
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler", "samplers")
 for _cls in (L2RSampler, ARSampler, FixedScheduleSampler, MDLMSampler, LLaDASampler, ReMDMSampler, ACSSampler,
-             EditSampler, GateSampler, PlannedSampler):
+             EditSampler, GateSampler, PlannedSampler, StridedSampler):
     SAMPLERS.add(_cls.name, _cls)
 
 

@@ -5,12 +5,14 @@
 
 `gate` is the linear gate (calibrated normalisation statistics, SPEC §6.8); `gate-learned` the
 trained gate beside the checkpoint (or `gate-learned:path=DIR`); `temperature=` overrides the run's
-temperature for that spec.
+temperature for that spec. `block=W`, `cache=NAME` and `approximate=1` are options of the loop
+(`generate`'s block_size, cache, approximate; ardm compare passes them), e.g.
+`dual=mdlm:block=32:cache=dual:approximate=1` (docs/speed.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ardm.errors import ArdmError
@@ -19,6 +21,7 @@ from ardm.generation.registry import Sampler, make_sampler, parse_options
 
 ALIASES = {"gate": ("gate", ["gate=linear"]), "gate-linear": ("gate", ["gate=linear"]),
            "gate-learned": ("gate", ["gate=learned"])}
+OWN_KEYS = ("path", "temperature", "block", "cache", "approximate")  # not sampler options
 CALIBRATION_SEED_OFFSET = 1_000_000  # calibration draws never reuse the evaluation seeds
 
 
@@ -29,6 +32,7 @@ class SamplerSpec:
     options: dict[str, Any]  # typed sampler options (parse_options)
     gate_path: str | None = None  # gate-learned:path=DIR
     temperature: float | None = None  # NAME:temperature=T overrides the run's temperature (entropy matching)
+    loop: dict[str, Any] = field(default_factory=dict)  # generate()'s block_size, cache, approximate
 
     @classmethod
     def parse(cls, text: str) -> SamplerSpec:
@@ -38,7 +42,7 @@ class SamplerSpec:
         name, *pairs = spec.split(":")
         if name in ALIASES:
             name, pairs = ALIASES[name][0], ALIASES[name][1] + pairs
-        own = {k: v for k, _, v in (p.partition("=") for p in pairs) if k in ("path", "temperature")}
+        own = {k: v for k, _, v in (p.partition("=") for p in pairs) if k in OWN_KEYS}
         pairs = [p for p in pairs if p.partition("=")[0] not in own]
         if not label or not name:
             raise ArdmError(f"sampler spec {text!r} is empty")
@@ -46,7 +50,17 @@ class SamplerSpec:
             temperature = float(own["temperature"]) if "temperature" in own else None
         except ValueError:
             raise ArdmError(f"sampler spec {text!r}: temperature must be a number") from None
-        return cls(label, name, parse_options(name, pairs), own.get("path"), temperature)
+        loop: dict[str, Any] = {}
+        try:
+            if "block" in own:
+                loop["block_size"] = int(own["block"])
+        except ValueError:
+            raise ArdmError(f"sampler spec {text!r}: block must be an integer") from None
+        if "cache" in own:
+            loop["cache"] = own["cache"]
+        if "approximate" in own:
+            loop["approximate"] = own["approximate"].lower() in ("1", "true", "yes")
+        return cls(label, name, parse_options(name, pairs), own.get("path"), temperature, loop)
 
     def build(self, checkpoint, device: str = "cpu", stats=None) -> Sampler:
         """The sampler this spec names. A trained gate (gate-learned) is loaded from beside

@@ -8,7 +8,8 @@ then pushes each step's symbols in reverse order onto an ANS stack (`constrictio
 decoder pops step by step, running pass k once steps < k are decoded. Encoder and decoder share
 one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-identical
 probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
-the model's NLL is one coder state per file.
+the model's NLL is one coder state per file. An ARMD checkpoint (SPEC §5.3) codes K strided steps
+(beta = i mod K + 1) and its encoder needs ONE pass a block (`_run_armd`).
 
 File: magic "ARDMZ", the format version (a byte), the first 16 bytes of the denoiser's sha256,
 then LEB128 varints: input bytes, tokens, block length, budget, 32-bit words; the plan (a byte: 0 =
@@ -116,6 +117,23 @@ def _run_block(model: Denoiser, bounds: list[int], block: int, choose) -> torch.
     return z[0]
 
 
+@torch.no_grad()
+def _run_armd(model: Denoiser, n: int, K: int, choose, x: torch.Tensor | None = None) -> torch.Tensor:
+    """An ARMD block (SPEC §5.3) in K strided steps, beta(i) = i mod K + 1 (K >= n: left to right).
+    Encoding (x given): ONE pass gives every step's conditionals. Decoding: pass k on the tokens of
+    steps < k. Pass k's query rows see exactly the inputs of the one-pass rows (the rest is masked
+    out, and every pass has the same shapes), so both sides compute bit-identical probabilities."""
+    beta = (torch.arange(n) % min(K, n) + 1).float()[None]
+    z = torch.full((1, n), model.cfg.vocab_size, dtype=torch.long) if x is None else x[None]
+    logits = model(z, beta)[0] if x is not None else None
+    for k in range(1, min(K, n) + 1):
+        pos = (beta[0] == k).nonzero().flatten()
+        step_logits = logits if logits is not None else model(z, beta)[0]
+        probs = step_logits[0, pos].double().softmax(-1).numpy()
+        z[0, pos] = torch.as_tensor(np.asarray(choose(k - 1, probs, pos), dtype=np.int64))
+    return z[0]
+
+
 @dataclass
 class CompressionStats:
     tokens: int
@@ -164,6 +182,10 @@ def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tupl
                         "so it cannot be compressed losslessly")
     L = loaded.config.data.seq_len
     budget = min(budget or L, L)
+    armd = model.cfg.attention == "armd"
+    if armd and loss_components is not None:
+        raise ArdmError("an armd checkpoint codes strided steps (beta = i mod K + 1): --plan is for "
+                        "order-agnostic denoisers")
     if loss_components is not None and len(loss_components) != L:
         raise ArdmError(f"the plan's loss components cover {len(loss_components)} positions, this "
                         f"checkpoint's blocks have {L}: measure them with `ardm plan --save` on it")
@@ -179,12 +201,16 @@ def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tupl
             bounds = _block_bounds(full, len(x))
             order = _order(len(x), b)
 
-            def known(k, probs, x=x, steps=steps, bounds=bounds, order=order):
-                sym = x[order[bounds[k]:bounds[k + 1]]].numpy().astype(np.int32)
+            def known(k, probs, pos=None, x=x, steps=steps, bounds=bounds, order=order):
+                pos = order[bounds[k]:bounds[k + 1]] if pos is None else pos  # armd: its own positions
+                sym = x[pos].numpy().astype(np.int32)
                 steps.append((sym, probs))
                 return sym
 
-            _run_block(model, bounds, b, known)
+            if armd:  # one forward pass codes the block
+                _run_armd(model, len(x), budget, known, x.clone())
+            else:
+                _run_block(model, bounds, b, known)
             for sym, probs in reversed(steps):  # ANS is a stack: last step first
                 coder.encode_reverse(sym, cat, probs)
                 nll_bits += float(-np.log2(probs[np.arange(len(sym)), sym]).sum())
@@ -237,7 +263,10 @@ def decompress(blob: bytes, loaded) -> bytes:
         for b in range(math.ceil(n_tokens / L)):
             n = min(L, n_tokens - b * L)
             bounds = _block_bounds(full, n)
-            block = _run_block(loaded.model, bounds, b, lambda k, probs: coder.decode(cat, probs))
+            if loaded.model.cfg.attention == "armd":
+                block = _run_armd(loaded.model, n, budget, lambda k, probs, pos: coder.decode(cat, probs))
+            else:
+                block = _run_block(loaded.model, bounds, b, lambda k, probs: coder.decode(cat, probs))
             ids += block.tolist()
     data = loaded.tokenizer.decode(ids).encode("utf-8")
     if len(data) != n_bytes:

@@ -86,6 +86,27 @@ def shakespeare_char_from_ar() -> RunConfig:
     return cfg
 
 
+def shakespeare_char_block() -> RunConfig:
+    """Tiny Shakespeare, characters; a block-causal denoiser (BD3-LM reading, SPEC §11.6): blocks of
+    16 characters, bidirectional inside a block, causal across blocks, trained on the two-copy input
+    (one pass trains every block; twice the tokens per step). Sampled block by block, where the exact
+    KV cache computes each settled block once (docs/speed.md)."""
+    cfg = shakespeare_char()
+    cfg.recipe = "shakespeare-char-block"
+    cfg.model.attention, cfg.model.block_size = "block_causal", 16
+    return cfg
+
+
+def shakespeare_char_armd() -> RunConfig:
+    """Tiny Shakespeare, characters; ARMD (SPEC §5.3): the two-stream, strictly causal model trained
+    on one-pass likelihoods of identity, random and strided orders (twice the tokens per step)."""
+    cfg = shakespeare_char()
+    cfg.recipe = "shakespeare-char-armd"
+    cfg.model.attention, cfg.model.time_conditioning = "armd", "none"
+    cfg.train.objective = "armd"
+    return cfg
+
+
 def shakespeare_char_oa() -> RunConfig:
     """Tiny Shakespeare, characters; order-agnostic ARDM (Hoogeboom et al.; exact-count masking)."""
     cfg = shakespeare_char()
@@ -171,6 +192,8 @@ RECIPES: dict[str, Callable[[], RunConfig]] = {
     "shakespeare-char-ar": shakespeare_char_ar,
     "shakespeare-char-from-ar": shakespeare_char_from_ar,
     "shakespeare-char-oa": shakespeare_char_oa,
+    "shakespeare-char-block": shakespeare_char_block,
+    "shakespeare-char-armd": shakespeare_char_armd,
     "wikitext2-char-oa": wikitext2_char_oa,
     "wikitext2-bpe": wikitext2_bpe,
     "wikitext2-bpe-ar": wikitext2_bpe_ar,

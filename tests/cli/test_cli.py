@@ -149,3 +149,21 @@ def test_a_trace_into_a_missing_folder_and_a_non_utf8_table_give_one_line(capsys
                  "--steps", "2", "--length", "4", "--trace", str(trace)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ardm: error: --trace") and "does not exist" in err and err.count("\n") == 1
+
+
+def test_sample_blocks_and_cache_flags(capsys):
+    """--block-size runs semi-AR blocks; --cache exact on a bidirectional model is one clear error,
+    as is a block size that does not divide the length (SPEC §11.6)."""
+    base = ["sample", "--checkpoint", "checkpoints/shakespeare-char", "--sampler", "mdlm", "--steps", "4",
+            "--length", "16", "--no-progress", "--json"]
+    assert main(base + ["--block-size", "8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["block_size"] == 8 and out["samples"][0]["nfe"] == 4
+    for extra, msg in ((["--cache", "exact"], "exact KV cache needs a block_causal"),
+                       (["--block-size", "5"], "must divide the length"),
+                       (["--block-size", "8", "--cache", "dual"], "ask for it with --approximate")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ardm: error:") and msg in err and err.count("\n") == 1
+    assert main(base + ["--block-size", "8", "--cache", "dual", "--approximate"]) == 0
+    assert json.loads(capsys.readouterr().out)["cache"] == "dual"

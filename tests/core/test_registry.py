@@ -40,8 +40,10 @@ def test_every_registered_schedule_family_builds_a_valid_hyperschedule(family):
 
 @pytest.mark.parametrize("name", OBJECTIVES.names())
 def test_every_registered_objective_is_valid(name):
-    attention = "causal" if name == "causal" else "bidirectional"
-    cfg = RunConfig(model=ModelConfig(vocab_size=5, attention=attention), train=TrainConfig(objective=name))
+    attention = name if name in ("causal", "armd") else "bidirectional"
+    timing = "none" if name == "armd" else "per_token"  # armd reads block ids where t would go
+    cfg = RunConfig(model=ModelConfig(vocab_size=5, attention=attention, time_conditioning=timing),
+                    train=TrainConfig(objective=name))
     assert type(make_objective(cfg)) is OBJECTIVES[name]
 
 

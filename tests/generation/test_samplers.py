@@ -369,6 +369,7 @@ def test_parse_options_types_values_from_strings():
 
 
 def test_every_sampler_is_registered_with_typed_options():
-    assert set(SAMPLERS) == {"l2r", "ar", "fixed", "mdlm", "llada", "remdm", "acs", "edit", "gate", "planned"}
+    assert set(SAMPLERS) == {"l2r", "ar", "fixed", "mdlm", "llada", "remdm", "acs", "edit", "gate", "planned",
+                             "strided"}
     for cls in SAMPLERS.values():
         cls()  # defaults are valid

@@ -137,6 +137,9 @@ class WriteSet:
     aux: dict[str, Any] | None = None  # the sampler's updated state (None: unchanged)
 
 
+SUGGEST = {"causal": "ar", "armd": "strided"}  # the sampler for each non-denoiser model
+
+
 @dataclass
 class NoOptions:
     """This sampler has no options."""
@@ -173,9 +176,11 @@ class Sampler:
 
     def check_model(self, attention: str, noise_kind: str | None = None) -> None:
         """Raise ArdmError if the sampler cannot run on this kind of model."""
+        if attention == "block_causal":  # a denoiser, run block by block by the loop (SPEC §11.6)
+            attention = "bidirectional"
         if attention != self.attention:
             raise ArdmError(f"sampler {self.name!r} needs a {self.attention} model, this one is {attention} "
-                            f"(use {'ar' if attention == 'causal' else 'a diffusion sampler, e.g. mdlm'})")
+                            f"(use {SUGGEST.get(attention, 'a diffusion sampler, e.g. mdlm')})")
         if noise_kind is not None and self.noise_kinds is not None and noise_kind not in self.noise_kinds:
             raise ArdmError(f"sampler {self.name!r} needs a denoiser trained with "
                             f"{' or '.join(self.noise_kinds)} noise, this one used {noise_kind!r}")
@@ -187,6 +192,11 @@ class Sampler:
         """Default: the flat schedule (SPEC §3.1) level 1 - (k-1)/K at every position, as in
         flat-schedule training where all positions of a sequence share t."""
         return torch.full(s.x.shape, 1.0 - (s.k - 1) / s.K, device=s.x.device)
+
+    def queries(self, s: StepState) -> torch.Tensor | None:
+        """[L] bool: the positions whose logits `step` reads at this step, so that a cached pass may
+        compute only those (ARMD's cache); None: all of them (every sampler but `strided`)."""
+        return None
 
     def step(self, s: StepState) -> WriteSet:
         raise NotImplementedError

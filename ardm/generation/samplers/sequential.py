@@ -4,6 +4,8 @@ never overwrite, so they need exactly K = n steps (n = length - prompt length)."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ardm.errors import ArdmError
@@ -76,3 +78,47 @@ class ARSampler(L2RSampler):
         assert s.logits is not None
         logits = s.logits[torch.arange(B), (pos - 1).clamp(0, L - 1)]
         return self.write_one(s, pos, self._draw(s, logits))
+
+
+@dataclass
+class StridedOptions:
+    streams: int = 4  # S parallel streams (SPEC §5.3): NFE = n / S
+
+    def __post_init__(self) -> None:
+        if self.streams < 1:
+            raise ArdmError(f"strided: streams must be >= 1, got {self.streams}")
+
+
+class StridedSampler(Sampler):
+    """ARMD strided parallel generation (SPEC §5.3) on an `armd` model: the n target positions form
+    S segments of m = n / S; step j writes position j - 1 of every segment (a draw from its query
+    stream, which sees every token written before). Each stream is locally left to right; NFE = n / S,
+    and S = 1 is AR decoding. Levels are ARMD block ids: 0 on the prompt, the writing step on
+    written tokens, the current step k on MASKs (whose queries see the blocks before k)."""
+
+    name = "strided"
+    attention = "armd"
+    Options = StridedOptions
+
+    def num_steps(self, n: int, steps: int) -> int:
+        super().num_steps(n, steps)
+        S = self.options.streams
+        if n % S:
+            raise ArdmError(f"strided: {S} streams must divide the {n} generated positions "
+                            "(length - prompt)")
+        if steps != n // S:
+            raise ArdmError(f"strided: {S} streams over {n} positions take exactly steps = {n // S}, "
+                            f"got {steps}")
+        return steps
+
+    def levels(self, s: StepState) -> torch.Tensor:
+        return torch.where(s.masked, float(s.k), s.last_change.float())
+
+    def queries(self, s: StepState) -> torch.Tensor:
+        """This step's position in each stream: all an ARMD cache needs to compute (S queries)."""
+        pos = s.position
+        return (pos >= 0) & (pos % (s.n // self.options.streams) == s.k - 1)
+
+    def step(self, s: StepState) -> WriteSet:
+        write = self.queries(s)[None] & s.masked
+        return WriteSet(write, s.sample(), settle=write, done=~(s.masked & ~write).any(1))
