@@ -158,7 +158,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
              prompt: torch.Tensor | None = None, seed: int = 0, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
              given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             progress: bool = False, trace: bool = False) -> Generation:
+             progress: bool = False, trace: bool = False, clean_prompt: bool = False) -> Generation:
     """Run `sampler` for (up to) K steps from an all-MASK target after a fixed prompt.
 
     prompt: [P] (shared) or [batch, P] clean prefix, never rewritten. eos_id: a row is finished once
@@ -168,7 +168,9 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     Sudoku givens). stop(x [B, L]) -> [B] bool: rows it marks finish after the current step (their
     NFE stops counting), e.g. a verifier that accepts the answer. trace: record per step which
     positions were written / overwritten / remasked (and the gate's probabilities) in
-    `Generation.trace`.
+    `Generation.trace`. clean_prompt: feed the prompt at noise level 0 whatever the sampler's levels,
+    as a seq2seq prefix denoiser saw its source in training (SPEC §11.7; default: the sampler's levels,
+    as flat-schedule language models saw a prompt).
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)
@@ -180,6 +182,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
     fixed = g >= 0
     x = torch.where(fixed, g, x)
+    level0 = fixed | ((torch.arange(L, device=device) < P)[None] if clean_prompt else fixed)
     K = sampler.num_steps(L - P, steps)
     positions = torch.arange(L, device=device)
     s = StepState.begin(x, k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
@@ -190,7 +193,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     nfe, records = 0, []
     for k in tqdm(range(1, K + 1), desc=sampler.name, disable=not progress, leave=False):
         s = replace(s, k=k, logits=None, hidden=None, t=None)
-        t = torch.where(fixed, 0.0, sampler.levels(s))
+        t = torch.where(level0, 0.0, sampler.levels(s))
         logits, hidden = model(s.x, t)
         nfe += 1
         counts[0] += s.active.cpu()
@@ -207,7 +210,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     if need.any() and not model.cfg.causal:  # MDLM "noise removal": argmax fill, +1 NFE
         rows = need.any(1)
         last = replace(s, k=K, active=rows)
-        logits, _ = model(s.x, torch.where(fixed, 0.0, sampler.levels(last)))
+        logits, _ = model(s.x, torch.where(level0, 0.0, sampler.levels(last)))
         nfe += 1
         counts[0] += rows.cpu()
         s, rec = _apply(replace(last, k=K + 1), WriteSet(need, logits.argmax(-1)), counts, trace)

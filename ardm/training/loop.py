@@ -67,7 +67,7 @@ def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device,
         x = chunk.to(device)
         loss, _ = objective.loss(model, x, gen, given)
         losses.append(loss.item() * len(chunk))
-        if not model.cfg.causal:
+        if not model.cfg.causal and not cfg.data.prefix_len:  # the NELBO would noise a seq2seq source
             elbo.append(absorbing_nelbo(model, x, 1, gen).sum().item())
     out = {"val_loss": sum(losses) / len(x_all)}
     if elbo:
