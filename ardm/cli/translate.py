@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                     "Sources longer than the model's source length are truncated and reported on stderr.")
     p.add_argument("--checkpoint", required=True, help="a seq2seq checkpoint or run directory")
     p.add_argument("--sampler", required=True,
-                   help="sampler spec (fixed, mdlm, llada, remdm, edit, gate, ...; ar or beam for an AR twin)")
+                   help="sampler spec (fixed, mdlm, llada, remdm, edit, gate; ar or beam for an AR twin)")
     p.add_argument("--steps", type=int, required=True, help="sampler steps K (the NFE budget per candidate)")
     p.add_argument("--mbr", type=int, default=1, metavar="K", help="MBR over K candidates (SPEC §6.9)")
     p.add_argument("--input", default="-", help="source file, one sentence a line (- = stdin)")
@@ -75,7 +75,8 @@ def run(args) -> int:
     if cut["sources"]:
         lines = ", ".join(str(i + 1) for i in cut["source_indices"])
         print(f"ardm: warning: {cut['sources']} source line(s) longer than the model's "
-              f"{loaded.config.data.source_len} source tokens were truncated (lines {lines})", file=sys.stderr)
+              f"{loaded.config.data.source_len} source tokens were truncated (lines {lines})",
+              file=sys.stderr)
     text = "\n".join(out["targets"]) + "\n"
     if args.json:
         print(json.dumps(out, ensure_ascii=False))

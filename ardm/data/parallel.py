@@ -159,7 +159,8 @@ def read_split(cfg: DataConfig, split: str, digest=None) -> list[tuple[str, str]
     if not path.exists():
         raise ArdmError(f"parallel corpus not found: {path}")
     if path.is_dir():
-        return aligned_pairs(*find_split(split_files(path, src, tgt), split, str(path)), digest)
+        source_file, target_file = find_split(split_files(path, src, tgt), split, str(path))
+        return aligned_pairs(source_file, target_file, digest)
     pairs = _jsonl_pairs(path, src, tgt, digest)
     cut = max(1, min(len(pairs) - 1, round(len(pairs) * (1.0 - cfg.val_fraction))))
     if split == "train":
@@ -192,7 +193,7 @@ def train_pair_tokenizer(texts: list[str], vocab_size: int, extra_chars: str = "
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=list(SPECIALS),
-                                  initial_alphabet=sorted(set(extra_chars)))
+                                  initial_alphabet=sorted(set(extra_chars) - {"\n", "\r"}))
     tok.train_from_iterator((texts[i:i + 1000] for i in range(0, len(texts), 1000)), trainer=trainer)
     return BPETokenizer(tok)
 

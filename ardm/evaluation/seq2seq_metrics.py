@@ -16,7 +16,7 @@ def _sacrebleu():
     try:
         import sacrebleu
     except ImportError:
-        raise ArdmError("seq2seq metrics need the 'sacrebleu' package (pip install -e '.[seq2seq]')") from None
+        raise ArdmError("seq2seq metrics need 'sacrebleu' (pip install -e '.[seq2seq]')") from None
     return sacrebleu
 
 

@@ -64,7 +64,8 @@ def _items(loaded: Loaded, cfg: EvalConfig):
     return items[: cfg.num] if cfg.num else items, digest.hexdigest(), data.path
 
 
-def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, refs, rouge: bool) -> list[dict]:
+def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, refs,
+                    rouge: bool) -> list[dict]:
     spec = SamplerSpec.parse(spec_text)
     runs = []
     for K in cfg.nfe:
@@ -74,23 +75,27 @@ def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, re
                    batch_size=cfg.batch_size)
         for k in sorted(cfg.mbr):
             texts, nfe = d.choose(k)
-            runs.append({"label": spec.label, "sampler": spec.name, "options": dataclasses.asdict(sampler.options),
-                         "temperature": temperature, "nfe_budget": K, "mbr": k,
-                         "nfe_per_source": round(sum(nfe) / len(nfe), 2), **corpus_scores(texts, refs, rouge=rouge),
+            runs.append({"label": spec.label, "sampler": spec.name,
+                         "options": dataclasses.asdict(sampler.options), "temperature": temperature,
+                         "nfe_budget": K, "mbr": k, "nfe_per_source": round(sum(nfe) / len(nfe), 2),
+                         **corpus_scores(texts, refs, rouge=rouge),
                          "wall_time_s": round(d.wall_time_s * k / max(cfg.mbr), 2), "hypotheses": texts})
-        print(f"  {spec.label} NFE {K}: " + ", ".join(f"k={r['mbr']} BLEU {r['bleu']}" for r in runs[-len(cfg.mbr):]))
+        done = ", ".join(f"k={r['mbr']} BLEU {r['bleu']}" for r in runs[-len(cfg.mbr):])
+        print(f"  {spec.label} NFE {K}: {done}", flush=True)
     return runs
 
 
 def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[dict]:
     _, tgt_len = layout(ar)
     runs = []
-    for label, sampler, beam in (("ar-greedy", make_sampler("ar"), 0), (f"ar-beam{cfg.beam}", None, cfg.beam)):
+    greedy = make_sampler("ar")
+    for label, sampler, beam in (("ar-greedy", greedy, 0), (f"ar-beam{cfg.beam}", None, cfg.beam)):
         d = decode(ar, sources, sampler, tgt_len, temperature=0.0, batch_size=cfg.batch_size, beam=beam)
         texts, nfe = d.choose(1)
         runs.append({"label": label, "sampler": "ar" if beam == 0 else "beam", "beam": beam or 1,
                      "temperature": 0.0, "nfe_budget": tgt_len, "mbr": 1,
-                     "nfe_per_source": round(sum(nfe) / len(nfe), 2), **corpus_scores(texts, refs, rouge=rouge),
+                     "nfe_per_source": round(sum(nfe) / len(nfe), 2),
+                     **corpus_scores(texts, refs, rouge=rouge),
                      "wall_time_s": d.wall_time_s, "hypotheses": texts})
         print(f"  {label}: BLEU {runs[-1]['bleu']}")
     return runs

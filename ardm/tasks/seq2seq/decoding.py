@@ -67,7 +67,8 @@ def build_sampler(loaded: Loaded, spec: SamplerSpec, steps: int, sources: list[s
         src_len, tgt_len = layout(loaded)
         prompts = source_prompts(loaded.tokenizer, sources[:calibration_num], src_len)
         stats = calibrate(loaded.model, length=prompts.shape[1] + tgt_len, steps=steps, num=len(prompts),
-                          batch=len(prompts), prompt=prompts, clean_prompt=True, seed=seed + CALIBRATION_SEED_OFFSET)
+                          batch=len(prompts), prompt=prompts, clean_prompt=True,
+                          seed=seed + CALIBRATION_SEED_OFFSET)
     sampler = spec.build(loaded.path, str(next(loaded.model.parameters()).device), stats)
     sampler.check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
     return sampler
@@ -79,7 +80,7 @@ def _texts(loaded: Loaded, tokens: torch.Tensor, prompt_len: int) -> list[str]:
     out = []
     for row in tokens[:, prompt_len:].tolist():
         row = row[: row.index(eos)] if eos in row else row
-        out.append(loaded.tokenizer.decode(row).strip())
+        out.append(" ".join(loaded.tokenizer.decode(row).split()))  # one line, single spaces
     return out
 
 
