@@ -217,9 +217,8 @@ def encode_checked(tokenizer: Tokenizer, lines: list[str], what: str = "line") -
     out = []
     for i, enc in enumerate(tok.encode_batch(lines, add_special_tokens=False)):
         if unk in enc.ids:
-            j = enc.ids.index(unk)
-            a, b = enc.offsets[j]
-            raise ArdmError(f"{what} {i + 1}: characters outside the tokenizer: {lines[i][a:b]!r}")
+            bad = dict.fromkeys(lines[i][a:b] for j, (a, b) in zip(enc.ids, enc.offsets) if j == unk)
+            raise ArdmError(f"{what} {i + 1}: characters outside the tokenizer: {''.join(bad)!r}")
         out.append(enc.ids)
     return out
 
