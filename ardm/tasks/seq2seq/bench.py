@@ -15,8 +15,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ardm.core.checkpoint import Loaded, atomic_write_text, git_commit, load
 from ardm.data.parallel import Truncation, group_references, read_split, source_prompts
 from ardm.errors import ArdmError
@@ -129,7 +127,6 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
     if not out.parent.is_dir():
         raise ArdmError(f"--out {out}: its folder {out.parent} does not exist")
     out.mkdir(exist_ok=True)
-    torch.set_grad_enabled(False)
     if ar is not None:
         results["runs"] += _ar_runs(ar, cfg, sources, refs, rouge)
     for spec in cfg.samplers:
