@@ -20,7 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="a seq2seq checkpoint or run directory")
     p.add_argument("--sampler", required=True,
                    help="sampler spec (fixed, mdlm, llada, remdm, edit, gate; ar or beam for an AR twin)")
-    p.add_argument("--steps", type=int, required=True, help="sampler steps K (the NFE budget per candidate)")
+    p.add_argument("--steps", type=int, required=True,
+                   help="sampler steps K, the NFE budget per candidate (beam: ignored, it runs to the "
+                        "target length)")
     p.add_argument("--mbr", type=int, default=1, metavar="K", help="MBR over K candidates (SPEC §6.9)")
     p.add_argument("--input", default="-", help="source file, one sentence a line (- = stdin)")
     p.add_argument("--output", help="target file (default: stdout)")
