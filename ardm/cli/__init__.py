@@ -17,8 +17,9 @@ from ardm.version import __version__
 EPILOG = "Run `ardm COMMAND --help` for the options of one command."
 # command -> module of ardm.cli, in the order `ardm --help` lists them
 COMMANDS = {"train": "train", "eval": "evaluate", "sample": "sample", "train-gate": "train_gate",
-            "compare": "compare", "ablate": "compare", "sudoku": "sudoku", "recipes": "recipes",
-            "export": "export", "plan": "plan", "compress": "compress", "decompress": "compress",
+            "compare": "compare", "ablate": "compare", "sudoku": "sudoku", "translate": "translate",
+            "seq2seq": "seq2seq", "recipes": "recipes", "export": "export", "plan": "plan",
+            "compress": "compress", "decompress": "compress",
             "table": "table", "judge": "judge", "view": "view", "demo": "demo"}
 
 

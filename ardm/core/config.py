@@ -107,6 +107,11 @@ class DataConfig:
     record_len: int = 0  # > 0: windows start at multiples of it (fixed-length records, e.g. Sudoku)
     clean_min: int = 0  # per diffusion example, U{clean_min..clean_max} random positions stay clean:
     clean_max: int = 0  # level 0, no loss (conditioning, e.g. Sudoku givens; SPEC §8.1)
+    # seq2seq (SPEC §11.7): > 0 makes data.path a parallel corpus (ardm.data.parallel); each record is
+    # source_len source tokens (left-padded), SEP, then target_len target tokens (EOS-filled)
+    source_len: int = 0
+    target_len: int = 0
+    pair: str = ""  # "SRC,TGT": file suffixes in a folder (e.g. "en.gz,de.gz") or .jsonl field names
 
     def __post_init__(self) -> None:
         _check(self.tokenizer in ("char", "bpe"),
@@ -119,6 +124,19 @@ class DataConfig:
         _check(0 <= self.clean_min <= self.clean_max < self.seq_len,
                f"data.clean_min/clean_max must satisfy 0 <= min <= max < seq_len ({self.seq_len}), "
                f"got {self.clean_min}, {self.clean_max}")
+        if self.source_len or self.target_len:
+            _check(self.source_len >= 1 and self.target_len >= 2,
+                   f"data.source_len must be >= 1 and data.target_len >= 2 for a parallel corpus, "
+                   f"got {self.source_len}, {self.target_len}")
+            _check(self.record_len == self.prefix_len + self.target_len,
+                   f"a parallel corpus needs data.record_len = source_len + 1 + target_len "
+                   f"({self.prefix_len + self.target_len}), got {self.record_len}")
+            _check(self.tokenizer == "bpe", "a parallel corpus needs data.tokenizer=bpe")
+
+    @property
+    def prefix_len(self) -> int:
+        """Clean positions in front of a seq2seq target: the source and SEP (0: not seq2seq)."""
+        return self.source_len + 1 if self.source_len else 0
 
 
 @dataclass

@@ -38,7 +38,9 @@ class DiffusionObjective:
 
     def __init__(self, cfg: RunConfig):
         self.noise = make_noise(cfg.noise, cfg.model.vocab_size)
-        self.levels = TrainingLevels(cfg.schedule, cfg.data.seq_len, cfg.noise.t_min)
+        # seq2seq (SPEC §11.7): the hyperschedule runs over the target only; the prefix is clean
+        self.prefix = cfg.data.prefix_len
+        self.levels = TrainingLevels(cfg.schedule, cfg.data.seq_len - self.prefix, cfg.noise.t_min)
         self.example_len = cfg.data.seq_len
         self.clean_range = (cfg.data.clean_min, cfg.data.clean_max)
         self.t_min = cfg.noise.t_min
@@ -65,7 +67,8 @@ class DiffusionObjective:
     def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
              given: torch.Tensor | None = None):
         B, L = x.shape
-        t = self.levels.sample(B, generator).to(x.device)  # [B, L]
+        t = self.levels.sample(B, generator).to(x.device)  # [B, L - prefix]
+        t = torch.cat([torch.zeros(B, self.prefix, device=x.device), t], 1) if self.prefix else t
         clean = self.clean_positions(B, L, generator, given)
         if clean is not None:  # conditioning positions: level 0, never corrupted, no loss
             clean = clean.to(x.device)
@@ -90,16 +93,20 @@ class DiffusionObjective:
 
 @OBJECTIVES.register("causal")
 class CausalObjective:
-    """Next-token cross-entropy of the causal reference model; windows of seq_len + 1 tokens."""
+    """Next-token cross-entropy of the causal reference model; windows of seq_len + 1 tokens. With a
+    `given` mask (a seq2seq prefix LM, SPEC §11.7) only the tokens after it are scored."""
 
     def __init__(self, cfg: RunConfig):
         self.example_len = cfg.data.seq_len + 1
 
     def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
              given: torch.Tensor | None = None):
-        """`given` is ignored: a causal model conditions on everything to its left anyway."""
         logits, _ = model(x[:, :-1])
-        return token_nll(logits, x[:, 1:]).mean(), {}
+        nll = token_nll(logits, x[:, 1:])
+        if given is None:  # a causal model conditions on everything to its left anyway
+            return nll.mean(), {}
+        scored = ~given[:, 1:].to(x.device)
+        return (nll * scored).sum() / scored.sum().clamp_min(1), {}
 
 
 STREAMS = (2, 4, 8, 16)  # strided orders in the ARMD training mix: S parallel streams

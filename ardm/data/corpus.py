@@ -41,6 +41,10 @@ class Corpus:
     # need a character tokenizer, where one character is one token
     train_clean: np.ndarray | None = None
     val_clean: np.ndarray | None = None
+    # a parallel corpus (ardm.data.parallel): its (source, target) pairs; train / val above hold both
+    # sides as text, which the shared BPE is trained on
+    train_pairs: list[tuple[str, str]] | None = None
+    val_pairs: list[tuple[str, str]] | None = None
 
 
 def _read_file(path: Path, text_field: str, digest) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ardm.core.config import DataConfig
 from ardm.core.registry import Registry
 from ardm.data.corpus import Corpus, load_hf, load_path
+from ardm.data.parallel import load_parallel
 from ardm.data.sudoku_corpus import sudoku_corpus
 from ardm.errors import ArdmError
 
@@ -34,6 +35,8 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     """Read and split the corpus named by `cfg.path` (see `ardm.data.corpus` for the split)."""
     if not cfg.path:
         raise ArdmError("no corpus given: pass --data PATH (a text file, a .jsonl file or a folder)")
+    if cfg.source_len:  # seq2seq: a parallel corpus (SPEC §11.7)
+        return load_parallel(cfg)
     prefix = source_of(cfg.path)
     return load_path(cfg) if prefix is None else CORPUS_SOURCES[prefix](cfg)
 

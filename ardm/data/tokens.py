@@ -13,6 +13,7 @@ import torch
 from ardm.core.config import DataConfig
 from ardm.core.tokenizer import BPETokenizer, CharTokenizer, Tokenizer
 from ardm.data.corpus import Corpus
+from ardm.data.parallel import train_pair_tokenizer
 from ardm.errors import ArdmError
 
 
@@ -22,6 +23,9 @@ def train_tokenizer(cfg: DataConfig, corpus: Corpus) -> Tokenizer:
         # the validation split may hold characters the training split lacks; include them in the
         # vocabulary so evaluation can encode it (their embeddings simply stay untrained).
         return CharTokenizer.train(corpus.train + corpus.val)
+    if corpus.train_pairs is not None:  # seq2seq: one BPE for both sides; val adds characters only
+        texts = [x for pair in corpus.train_pairs for x in pair]
+        return train_pair_tokenizer(texts, cfg.bpe_vocab_size, extra_chars=corpus.val)
     lines = corpus.train.splitlines(keepends=True)
     return BPETokenizer.train(_batched(lines), cfg.bpe_vocab_size)
 

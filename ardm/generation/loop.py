@@ -171,6 +171,7 @@ class _Run:
     forwards: torch.Tensor  # [B] token-forwards: positions recomputed while the row was active
     generators: list[torch.Generator]
     prompt_len: int
+    clean_prompt: bool = False  # the prompt at level 0 (a seq2seq source)
     records: list = field(default_factory=list)
     nfe: int = 0
     aux: dict = field(default_factory=dict)
@@ -186,7 +187,7 @@ def _block(run: _Run, model: Denoiser, sampler: Sampler, passes: Passes, window:
     B = run.x.shape[0]
     device = run.x.device
     zero_t = run.fixed[:, lo:hi]  # givens at level 0; a block_causal model's prompt too (clean copy)
-    if model.cfg.attention == "block_causal":
+    if model.cfg.attention == "block_causal" or run.clean_prompt:
         zero_t = zero_t | (torch.arange(hi - lo, device=device) < P)
     s = StepState.begin(run.x[:, lo:hi], k=1, K=K, mask_id=model.cfg.vocab_size, prompt_len=P,
                         settled=run.settled[:, lo:hi], sampling=sampling, generators=run.generators)
@@ -253,7 +254,8 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
              top_p: float = 1.0, eos_id: int | None = None, pad_id: int | None = None,
              given: torch.Tensor | None = None, stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
              progress: bool = False, trace: bool = False, block_size: int = 0,
-             cache: str = "none", approximate: bool = False, cache_drift: bool = False) -> Generation:
+             cache: str = "none", approximate: bool = False, cache_drift: bool = False,
+             clean_prompt: bool = False) -> Generation:
     """Run `sampler` for (up to) K steps from an all-MASK target after a fixed prompt.
 
     prompt: [P] (shared) or [batch, P] clean prefix, never rewritten. eos_id: a row is finished once
@@ -269,6 +271,9 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     own blocks). cache="exact": a block_causal model computes settled blocks once (SPEC §11.6);
     "prefix" / "dual": Fast-dLLM's approximate cache of a bidirectional model, only with
     approximate=True; cache_drift: also measure its per-step KL to the full pass (`Generation.cache_drift`).
+    clean_prompt: feed the prompt at noise level 0 whatever the sampler's levels, as a seq2seq prefix
+    denoiser saw its source in training (SPEC §11.7; default: the sampler's levels, as flat-schedule
+    language models saw a prompt).
     """
     start = time.perf_counter()
     sampling = TokenSampling(temperature, top_k, top_p)
@@ -289,7 +294,8 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
                active=torch.ones(B, dtype=torch.bool, device=device),
                counts=torch.zeros(len(COUNTERS), B, dtype=torch.long),
                forwards=torch.zeros(B, dtype=torch.long),
-               generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], prompt_len=P)
+               generators=[torch.Generator().manual_seed(seed + b) for b in range(B)], prompt_len=P,
+               clean_prompt=clean_prompt)
     initial = _rows(run.x != model.cfg.vocab_size, run.x) if trace else None  # prompt + givens, for a viewer
     passes = Passes(model, cache, drift=cache_drift)
     for window, K in zip(windows, Ks):

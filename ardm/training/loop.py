@@ -67,7 +67,8 @@ def validate(model, objective, val_ids: torch.Tensor, cfg: RunConfig, device,
         x = chunk.to(device)
         loss, _ = objective.loss(model, x, gen, given)
         losses.append(loss.item() * len(chunk))
-        if model.cfg.attention in ("bidirectional", "block_causal"):
+        # (a seq2seq source must not be noised; ARMD and AR models report their exact NLL elsewhere)
+        if model.cfg.attention in ("bidirectional", "block_causal") and not cfg.data.prefix_len:
             elbo.append(absorbing_nelbo(model, x, 1, gen).sum().item())
     out = {"val_loss": sum(losses) / len(x_all)}
     if elbo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ardm.core.model import TransformerDenoiser
 from ardm.core.objectives import make_objective
 from ardm.core.tokenizer import Tokenizer, tokenizer_from_json
 from ardm.data.corpus import Corpus
+from ardm.data.parallel import Truncation, pair_records
 from ardm.data.sources import load_corpus
 from ardm.data.tokens import BlockSampler, encode, train_tokenizer
 from ardm.errors import ArdmError
@@ -130,6 +132,19 @@ def clean_masks(corpus: Corpus, train_ids: torch.Tensor, val_ids: torch.Tensor):
     return torch.from_numpy(corpus.train_clean), torch.from_numpy(corpus.val_clean)
 
 
+def _pair_streams(cfg: RunConfig, corpus: Corpus, tokenizer: Tokenizer, ddp: Distributed):
+    """(train ids, train clean, val ids, val clean) of a parallel corpus; truncations are printed."""
+    out = []
+    for name, pairs in (("train", corpus.train_pairs), ("val", corpus.val_pairs)):
+        cut = Truncation()
+        out += pair_records(tokenizer, pairs or [], cfg.data, cut)
+        if ddp.main and (cut.sources or cut.targets):
+            print(f"ardm: {name}: truncated {cut.sources} source(s) to data.source_len={cfg.data.source_len} "
+                  f"and {cut.targets} target(s) to data.target_len={cfg.data.target_len} "
+                  f"of {len(pairs or [])} pairs", file=sys.stderr)
+    return tuple(out)
+
+
 def _tokenizer(cfg: RunConfig, corpus: Corpus, tok_json: str | None, ddp: Distributed) -> Tokenizer:
     if tok_json is None:
         tok_json = ddp.broadcast_str(train_tokenizer(cfg.data, corpus).to_json() if ddp.main else None)
@@ -161,8 +176,11 @@ def setup(cfg: RunConfig, out: Path, device: torch.device, ddp: Distributed, tok
     tc = cfg.train
     corpus = load_corpus(cfg.data)
     tokenizer = _tokenizer(cfg, corpus, tok_json, ddp)
-    train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
-    train_clean, val_clean = clean_masks(corpus, train_ids, val_ids)
+    if corpus.train_pairs is not None:  # seq2seq records, the source as a clean prefix (SPEC §11.7)
+        train_ids, train_clean, val_ids, val_clean = _pair_streams(cfg, corpus, tokenizer, ddp)
+    else:
+        train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
+        train_clean, val_clean = clean_masks(corpus, train_ids, val_ids)
     objective = make_objective(cfg)
     sampler = BlockSampler(train_ids, objective.example_len, tc.seed + 1000 * ddp.rank, cfg.data.record_len,
                            clean=train_clean)

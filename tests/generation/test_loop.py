@@ -307,3 +307,15 @@ def test_stop_ends_a_row_early_and_its_nfe_stops_counting():
 def test_bad_given_is_refused(given, message):
     with pytest.raises(ArdmError, match=message):
         gen(toy("mdlm"), "mdlm", 4, {}, given=given)
+
+
+@pytest.mark.parametrize("name", ["mdlm", "remdm", "gate"])
+def test_clean_prompt_feeds_the_prompt_at_level_zero(name):
+    """A seq2seq source (SPEC §11.7) is clean in training: with clean_prompt every pass sees level 0
+    there, without it the sampler's own level; the target's levels are the same either way."""
+    on, off = toy(name), toy(name)
+    gen(on, name, 4, {}, clean_prompt=True)
+    gen(off, name, 4, {})
+    assert all(bool((t[:, :2] == 0).all()) for _, t in on.calls)
+    assert any(bool((t[:, :2] > 0).any()) for _, t in off.calls)
+    assert torch.equal(on.calls[0][1][:, 2:], off.calls[0][1][:, 2:])

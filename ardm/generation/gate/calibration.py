@@ -20,16 +20,18 @@ from ardm.generation.loop import generate
 
 def calibrate(model: Denoiser, *, length: int, steps: int, num: int = 256, batch: int = 32, seed: int = 0,
               prompt: torch.Tensor | None = None, given: torch.Tensor | None = None,
-              **options) -> SignalStats:
+              clean_prompt: bool = False, **options) -> SignalStats:
     """Normalisation statistics from a calibration run (SPEC §6.8): `num` sequences of the gate
     sampler with u = 0 (prior only), mean and variance of the raw signals over eligible visible
-    positions at every step. given: [num, L] fixed cells per sequence (e.g. Sudoku givens)."""
+    positions at every step. given: [num, L] fixed cells per sequence (e.g. Sudoku givens); prompt
+    [P] or [num, P]; clean_prompt as in `generate`."""
     total, sq, count = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0.0
     sampler = GateSampler(**{**options, "gate": "none", "collect_stats": True})
     for start in range(0, num, batch):
         rows = min(batch, num - start)
-        g = generate(model, sampler, length=length, steps=steps, batch=rows, prompt=prompt, seed=seed + start,
-                     given=None if given is None else given[start:start + rows])
+        p = prompt[start:start + rows] if prompt is not None and prompt.dim() == 2 else prompt
+        g = generate(model, sampler, length=length, steps=steps, batch=rows, prompt=p, seed=seed + start,
+                     given=None if given is None else given[start:start + rows], clean_prompt=clean_prompt)
         total += g.aux["sig_sum"].sum(0)
         sq += g.aux["sig_sq"].sum(0)
         count += float(g.aux["sig_n"].sum())

@@ -1,0 +1,40 @@
+"""ardm.evaluation.seq2seq_metrics: sacrebleu BLEU / chrF with signatures, multi-reference, ROUGE-L."""
+
+from __future__ import annotations
+
+import pytest
+
+from ardm.errors import ArdmError
+from ardm.evaluation.seq2seq_metrics import corpus_scores
+
+pytest.importorskip("sacrebleu")
+
+
+def test_identical_hypotheses_score_100_and_carry_signatures():
+    refs = [["ein hund rennt im park"], ["eine katze schlaeft auf dem sofa"]]
+    s = corpus_scores([r[0] for r in refs], refs)
+    assert s["bleu"] == pytest.approx(100.0) and s["chrf"] == pytest.approx(100.0)
+    assert "nrefs:1" in s["bleu_signature"] and "tok:13a" in s["bleu_signature"]
+    assert "nc:6" in s["chrf_signature"]
+
+
+def test_a_second_reference_can_only_help_and_items_may_have_different_counts():
+    hyps = ["a dog runs in the park", "a cat sleeps"]
+    one = corpus_scores(hyps, [["the dog is running in a park"], ["the cat is asleep"]])
+    two = corpus_scores(hyps, [["the dog is running in a park", "a dog runs in the park"],
+                               ["the cat is asleep"]])
+    assert two["bleu"] > one["bleu"] and "nrefs:var" in two["bleu_signature"]
+
+
+def test_rouge_l_takes_the_best_reference():
+    pytest.importorskip("rouge_score")
+    s = corpus_scores(["a dog runs in the park"], [["completely different words", "a dog runs in the park"]],
+                      rouge=True)
+    assert s["rouge_l"] == pytest.approx(100.0)
+
+
+def test_mismatched_counts_are_refused():
+    with pytest.raises(ArdmError, match="2 hypotheses but 1 reference lists"):
+        corpus_scores(["a", "b"], [["a"]])
+    with pytest.raises(ArdmError, match="at least one reference"):
+        corpus_scores(["a"], [[]])
