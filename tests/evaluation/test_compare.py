@@ -279,7 +279,7 @@ def test_demo_runs_on_the_bundled_checkpoints(tmp_path, capsys):
     assert "frontier" not in res and "temperatures" not in res["config"]  # the demo's format is unchanged
     labels = {r["label"] for r in res["runs"]}
     assert {"l2r", "fixed", "remdm", "acs", "gate", "gate-learned", "ar"} <= labels
-    assert res["checkpoint"]["recipe"] == "shakespeare-char"
+    assert res["checkpoint"]["recipe"] == "shakespeare-char-from-ar"  # the bundled denoiser (issue 16)
     assert res["reference"]["recipe"] == "shakespeare-char-ar"
     assert res["checkpoint"]["validation"]["bits_per_char"] < 3.0
 
