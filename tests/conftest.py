@@ -27,3 +27,15 @@ def tiny_config(objective: str = "diffusion", steps: int = 12, **train_overrides
 @pytest.fixture
 def tiny_cfg():
     return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(denoiser, causal AR reference) run folders: tiny models trained for 8 steps on the bundled
+    corpus, shared by every test that needs a trained pair (read-only: write outputs elsewhere)."""
+    from ardm.training.loop import train
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    train(tiny_config(steps=8), root / "den", progress=False)
+    train(tiny_config("ar", steps=8), root / "ar", progress=False)
+    return root / "den", root / "ar"

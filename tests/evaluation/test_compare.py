@@ -13,8 +13,6 @@ from ardm.errors import ArdmError
 from ardm.evaluation.ablations import ABLATIONS, ablation_specs
 from ardm.evaluation.compare import CompareConfig, SamplerSpec, run_compare
 from ardm.evaluation.report import best_by_budget, low_entropy
-from ardm.training.loop import train
-from tests.conftest import tiny_config
 
 PLOTS = ("quality_vs_nfe.png", "pareto.png", "overwrites_per_step.png", "time_per_revision.png")
 
@@ -24,11 +22,8 @@ def schema() -> dict:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    train(tiny_config(steps=8), root / "den", progress=False)
-    train(tiny_config("ar", steps=8), root / "ar", progress=False)
-    return root / "den", root / "ar"
+def models(tiny_models):
+    return tiny_models
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,11 @@ from ardm.errors import ArdmError
 from ardm.evaluation.metrics import generative_nll, unigram_entropy
 from ardm.evaluation.rewards import reference_reward
 from ardm.generation.gate.store import GATE_JSON, load_gate
-from ardm.training.loop import train
-from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rewards")
-    train(tiny_config(steps=20), root / "den", progress=False)
-    train(tiny_config("causal", steps=8), root / "ar", progress=False)
-    return root / "den", root / "ar"
+def models(tiny_models):
+    return tiny_models
 
 
 def test_the_reward_is_the_references_loglik_per_token_plus_weighted_entropy(models):
