@@ -32,6 +32,9 @@ def run(args) -> int:
     src = Path(args.input)
     if not src.is_file():
         raise ArdmError(f"input not found: {src}")
+    out_dir = Path(args.output).parent
+    if not out_dir.is_dir():  # checked before minutes of coding, not after
+        raise ArdmError(f"cannot write {args.output}: folder {out_dir} does not exist")
     loaded = load(args.checkpoint)
     if args.command == "compress":
         if args.budget < 0:

@@ -99,6 +99,10 @@ def test_cli_round_trip(ckpt, tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "c.ardmz"), str(back), "--checkpoint", str(run)]) == 0
     assert back.read_bytes() == src.read_bytes()
     assert main(["compress", str(tmp_path / "missing"), str(tmp_path / "x"), "--checkpoint", str(run)]) == 2
+    capsys.readouterr()
+    # a missing output folder is refused before the checkpoint is even read (not after the coding)
+    assert main(["compress", str(src), str(tmp_path / "no" / "c.ardmz"), "--checkpoint", "nowhere"]) == 2
+    assert "folder" in capsys.readouterr().err
     # a planned budget: `ardm plan --save`, then `ardm compress --plan`
     plan = tmp_path / "plan.json"
     assert main(["plan", "--checkpoint", str(run), "--budget", "4", "--windows", "2",
