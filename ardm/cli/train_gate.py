@@ -87,17 +87,19 @@ def _policy_stage(args, gate: str) -> int:
     import torch
 
     from ardm.core.checkpoint import load_tokenizer, read_checkpoint
+    from ardm.core.runtime import resolve_device
     from ardm.evaluation.rewards import reference_reward
     from ardm.generation.gate.policy import PolicyConfig, finetune_gate
     from ardm.generation.gate.store import GATE_DIR
 
     cfg = PolicyConfig(steps=args.policy_steps, batch_size=args.policy_batch, length=args.policy_length,
                        sampler_steps=args.sampler_steps, lr=args.policy_lr, seed=args.seed)
-    tok = load_tokenizer(read_checkpoint(args.checkpoint, verify=False))
-    device = "cpu" if args.device == "auto" else args.device
+    ckpt = read_checkpoint(args.checkpoint, verify=False)
+    tok = load_tokenizer(ckpt)
+    device = str(resolve_device(args.device))  # the same device for the denoiser and the reference
     reward = reference_reward(args.reference, tok, args.prompt, entropy_weight=args.entropy_weight,
                               device=device)
-    out = args.out or str(read_checkpoint(args.checkpoint, verify=False).path / GATE_DIR)
+    out = args.out or str(ckpt.path / GATE_DIR)
     prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
     result = finetune_gate(args.checkpoint, gate, reward, cfg, out=out, prompt=prompt, device=device,
                            progress=not args.no_progress)

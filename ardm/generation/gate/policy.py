@@ -22,13 +22,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
-from ardm.generation.gate.probability import overwrite_probability
 from ardm.generation.gate.sampler import GateSampler
 from ardm.generation.loop import generate
 from ardm.generation.samplers.base import StepState, WriteSet
@@ -44,12 +43,7 @@ Reward = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 class Decision:
     """What the gate saw at one step, and which visible tokens its coins picked (no-grad tensors)."""
 
-    x: torch.Tensor  # [B, L]
-    logits: torch.Tensor  # [B, L, V]
-    prev_logits: torch.Tensor | None  # [B, L, V] (None at k = 1)
-    hidden: torch.Tensor  # [B, L, d]
-    k: int
-    K: int
+    state: StepState  # the step's state as the sampler saw it (x copied: the loop moves on)
     visible: torch.Tensor  # [B, L] bool: the tokens the gate decided on
     picked: torch.Tensor  # [B, L] bool: overwritten (replace), remasked (remask, remdm)
     used: torch.Tensor  # [B, L] the probabilities the coins were compared with (float32, for checks)
@@ -64,11 +58,9 @@ class RecordingGate(GateSampler):
 
     def step(self, s: StepState) -> WriteSet:
         ws = super().step(s)
-        assert s.logits is not None and s.hidden is not None
         visible = s.target & ~s.settled & ~s.masked
         assert ws.gate is not None
-        self.decisions.append(Decision(s.x.clone(), s.logits, s.prev_logits, s.hidden, s.k, s.K, visible,
-                                       ws.positions & visible, ws.gate))
+        self.decisions.append(Decision(replace(s, x=s.x.clone()), visible, ws.positions & visible, ws.gate))
         return ws
 
 
@@ -88,19 +80,14 @@ def check_policy_options(sampler: GateSampler) -> None:
                         f"mask=bernoulli without a cap (got mode={o.mode}, mask={o.mask}, cap={o.cap})")
 
 
-def decision_log_prob(sampler: GateSampler, decisions: list[Decision], mask_id: int,
-                      prompt_len: int) -> torch.Tensor:
+def decision_log_prob(sampler: GateSampler, decisions: list[Decision]) -> torch.Tensor:
     """sum over steps and visible tokens of log P(the recorded decision), with gradients into the
-    gate's scorer. [B]"""
-    o = sampler.options
-    total = torch.zeros(decisions[0].x.shape[0], dtype=torch.float64)
+    gate's scorer (p recomputed by GateSampler.probability on the recorded states). [B]"""
+    total = torch.zeros(decisions[0].visible.shape[0], dtype=torch.float64)
     for d in decisions:
-        k = torch.full((d.x.shape[0],), d.k, dtype=torch.long)
-        g = overwrite_probability(sampler.scorer, sampler.stats, o, x=d.x, logits=d.logits,
-                                  prev_logits=d.prev_logits, hidden=d.hidden, k=k, K=d.K, mask_id=mask_id,
-                                  prompt_len=prompt_len)
-        p = torch.where(d.visible, g.p.double(), 0.0)
-        q = sampler.remask_probability(d.k, d.K, p, d.visible) if o.mode == "remdm" else p
+        s = d.state
+        p = torch.where(d.visible, sampler.probability(s).p.double(), 0.0)
+        q = sampler.remask_probability(s.k, s.K, p, d.visible) if sampler.options.mode == "remdm" else p
         q = q.clamp(P_EPS, 1 - P_EPS)
         lp = torch.where(d.picked, q.log(), torch.log1p(-q))
         total = total + torch.where(d.visible, lp, 0.0).sum(1).cpu()
@@ -168,7 +155,6 @@ def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: P
     check_policy_options(sampler)
     net = trainable_scorer(sampler)
     start = time.perf_counter()
-    mask_id, P = model.cfg.vocab_size, len(prompt)
     optim = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     initial = _validate(model, sampler, reward, cfg, prompt)
     log({"step": 0, "split": "val", **initial})
@@ -181,7 +167,7 @@ def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: P
             metrics = reward(g.tokens)
         adv = rloo_advantage(metrics["reward"].double())
         net.train()
-        logp = decision_log_prob(sampler, sampler.decisions, mask_id, P)
+        logp = decision_log_prob(sampler, sampler.decisions)
         loss = -(adv * logp).mean() / cfg.length
         optim.zero_grad(set_to_none=True)
         loss.backward()

@@ -24,7 +24,7 @@ PROMPT = torch.tensor([1, 2])
 
 def brute_force_log_prob(decisions) -> torch.Tensor:
     """log P of the recorded coins from the probabilities the sampler compared them with."""
-    total = torch.zeros(decisions[0].x.shape[0], dtype=torch.float64)
+    total = torch.zeros(decisions[0].visible.shape[0], dtype=torch.float64)
     for d in decisions:
         q = d.used.double().clamp(1e-6, 1 - 1e-6)
         total += torch.where(d.visible, torch.where(d.picked, q.log(), torch.log1p(-q)), 0.0).sum(1)
@@ -38,7 +38,7 @@ def test_decision_log_prob_is_the_log_prob_of_the_sampled_coins_with_gradients(o
     g = generate(model, sampler, length=14, steps=8, batch=3, prompt=PROMPT, seed=4)
     assert len(sampler.decisions) == 8 and sum(int(d.picked.sum()) for d in sampler.decisions) > 0
     assert sum(g.overwrites_selected) == sum(int(d.picked.sum()) for d in sampler.decisions)
-    logp = decision_log_prob(sampler, sampler.decisions, mask_id=5, prompt_len=2)
+    logp = decision_log_prob(sampler, sampler.decisions)
     assert torch.allclose(logp, brute_force_log_prob(sampler.decisions), rtol=1e-4, atol=1e-3)
     logp.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in sampler.scorer.parameters())
