@@ -26,15 +26,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ardm.core.checkpoint import atomic_write_bytes, load
+    from ardm.core.checkpoint import atomic_write_bytes, check_writable, load
     from ardm.tasks.compression import compress, decompress
 
     src = Path(args.input)
     if not src.is_file():
         raise ArdmError(f"input not found: {src}")
-    out_dir = Path(args.output).parent
-    if not out_dir.is_dir():  # checked before minutes of coding, not after
-        raise ArdmError(f"cannot write {args.output}: folder {out_dir} does not exist")
+    check_writable(Path(args.output))  # before minutes of coding, not after
     loaded = load(args.checkpoint)
     if args.command == "compress":
         if args.budget < 0:

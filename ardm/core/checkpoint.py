@@ -105,11 +105,17 @@ def file_record(path: Path) -> dict[str, Any]:
     return {"sha256": _sha256(path), "bytes": path.stat().st_size}
 
 
+def check_writable(path: Path) -> None:
+    """ArdmError naming the folder when `path` cannot be written because its folder is missing
+    (atomic writes check it; commands with long work before the write call it first)."""
+    if not path.parent.is_dir():
+        raise ArdmError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `path` whole or not at all (temporary sibling, fsync, rename); a missing folder is an
     ArdmError naming it, not a traceback."""
-    if not path.parent.is_dir():
-        raise ArdmError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_writable(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
