@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ardm.core.config import ModelConfig
+from ardm.core.kv_cache import KVCache
 
 
 def rope_tables(head_dim: int, max_len: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,13 +57,19 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, cos, sin, attn_mask, is_causal, past=None, after=None):
         """past / after: (keys, values) [B, H, Lc, hd] of cached positions before / after these that
-        every query may attend to (columns in that order in attn_mask). Returns the output and this
-        input's own (keys, values)."""
+        every query may attend to (columns in that order in attn_mask); `past` may instead be a
+        KVCache slot, which writes this input's keys/values after its entries and returns the whole
+        (no copy of the cache). Returns the output and this input's own (keys, values)."""
         B, L, D = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(qkv[:2], cos, sin).unbind(0)  # q and k in one call (fewer small ops)
         v = qkv[2]
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        if past is None:
+            keys, values = k, v
+        elif callable(past):  # a KVCache slot
+            keys, values = past(k, v)
+        else:
+            keys, values = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         if after is not None:
             keys, values = torch.cat([keys, after[0]], 2), torch.cat([values, after[1]], 2)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, is_causal=is_causal,
@@ -212,9 +219,8 @@ class TransformerDenoiser(nn.Module):
         if W > bs:
             seen = torch.ones(W, start, dtype=torch.bool, device=x.device)  # every cached position
             mask = torch.cat([seen, self.block_mask(pos, pos)], 1)
-        h, kvs = self._trunk(x, pos, mask, False, cache.layers if start else None)
-        if commit:
-            cache.append([(k[:, :, :commit], v[:, :, :commit]) for k, v in kvs])
+        h, _ = self._trunk(x, pos, mask, False, cache.slots(self.cfg.n_layer))
+        cache.commit(commit)  # the first `commit` keys/values were written in place
         return self.head(h).float(), h
 
     def forward_keeping(self, tokens: torch.Tensor, t: torch.Tensor | None
@@ -287,10 +293,10 @@ class TransformerDenoiser(nn.Module):
                             torch.zeros(B, N, Q, dtype=torch.bool, device=x.device)], 2)
         rows_q = torch.cat([keys[:, None, :] < query_beta[:, :, None],
                             torch.eye(Q, dtype=torch.bool, device=x.device).expand(B, Q, Q)], 2)
-        h, kvs = self._trunk(x, pos, torch.cat([rows_c, rows_q], 1)[:, None], False,
-                             cache.layers if cache.length else None)
+        h, _ = self._trunk(x, pos, torch.cat([rows_c, rows_q], 1)[:, None], False,
+                           cache.slots(self.cfg.n_layer))
         if N:
-            cache.append([(k[:, :, :N], v[:, :, :N]) for k, v in kvs])
+            cache.commit(N)  # the new content's keys/values come first: written in place
             cache.beta = keys
         h = h[:, N:]
         return self.head(h).float(), h
@@ -341,24 +347,3 @@ class TransformerDenoiser(nn.Module):
 def _per_token(t: torch.Tensor, B: int, L: int) -> torch.Tensor:
     t = t.float()
     return t[:, None].expand(B, L) if t.dim() == 1 else t
-
-
-class KVCache:
-    """Keys/values of positions [0, length), per layer [B, H, length, hd] (SPEC §11.6): the settled
-    prefix (exact cache), or a span kept from a refresh pass (approximate cache)."""
-
-    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
-        self.layers = layers or []
-        self.length = self.layers[0][0].shape[2] if self.layers else 0
-        self.beta: torch.Tensor | None = None  # ARMD: the cached positions' block ids [B, length]
-
-    def span(self, lo: int, hi: int) -> KVCache:
-        """The entries of positions [lo, hi) (views)."""
-        return KVCache([(k[:, :, lo:hi], v[:, :, lo:hi]) for k, v in self.layers])
-
-    def append(self, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        if self.layers:
-            kvs = [(torch.cat([k0, k], 2), torch.cat([v0, v], 2))
-                   for (k0, v0), (k, v) in zip(self.layers, kvs)]
-        self.layers = kvs
-        self.length = kvs[0][0].shape[2]

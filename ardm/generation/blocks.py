@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from ardm.core.denoiser import Denoiser
-from ardm.core.model import KVCache
+from ardm.core.kv_cache import KVCache
 from ardm.errors import ArdmError
 
 __all__ = ["APPROXIMATE", "CACHES", "Passes", "block_windows", "resolve_block_size"]

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ardm.core.config import ModelConfig, RunConfig, apply_overrides
-from ardm.core.model import KVCache, TransformerDenoiser
+from ardm.core.kv_cache import KVCache
+from ardm.core.model import TransformerDenoiser
 from ardm.errors import ArdmError
 
 V, BS, L = 11, 4, 16
