@@ -9,7 +9,8 @@ until `commit` keeps them.
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from collections.abc import Callable
 
 import torch
 
@@ -66,7 +67,7 @@ class KVCache:
 
     def slots(self, n_layer: int) -> list[Callable[[torch.Tensor, torch.Tensor], Layer]]:
         """One `extend` per layer, what the transformer's attention calls with its new keys/values."""
-        return [lambda k, v, j=j: self.extend(j, k, v) for j in range(n_layer)]
+        return [functools.partial(self.extend, j) for j in range(n_layer)]
 
     def commit(self, n: int) -> None:
         """Keep the first n entries written by the last `extend` of every layer."""
