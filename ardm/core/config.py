@@ -206,6 +206,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
     init_from_ar: str = ""  # causal checkpoint the denoiser starts from (SPEC §11.5; new runs only)
     attn_anneal_steps: int = 0  # with init_from_ar: causal -> bidirectional attention over these steps
+    armd_rho_ramp: float = 0.0  # armd: share of training over which rho ramps 0 -> 0.5 (SPEC §5.3); 0: fixed
 
     def __post_init__(self) -> None:
         _check(self.objective in OBJECTIVE_NAMES,
@@ -224,6 +225,8 @@ class TrainConfig:
         _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
         _check(self.attn_anneal_steps >= 0,
                f"train.attn_anneal_steps must be >= 0, got {self.attn_anneal_steps}")
+        _check(0.0 <= self.armd_rho_ramp <= 1.0,
+               f"train.armd_rho_ramp must be in [0, 1], got {self.armd_rho_ramp}")
 
 
 @dataclass

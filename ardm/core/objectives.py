@@ -118,17 +118,17 @@ def strided_blocks(L: int, streams: int) -> torch.Tensor:
     return torch.arange(L) % (L // streams) + 1
 
 
-def armd_blocks(B: int, L: int, generator: torch.Generator | None) -> torch.Tensor:
+def armd_blocks(B: int, L: int, generator: torch.Generator | None, rho: float = 0.5) -> torch.Tensor:
     """Per row, the block ids of one training order (SPEC §5.3 Reading): identity (AR, K = L) w.p.
-    1/2, a uniformly random permutation (K = L) w.p. 1/4, a strided order with S streams (S drawn
-    from STREAMS dividing L) w.p. 1/4. [B, L] float"""
+    1 - rho, a uniformly random permutation (K = L) w.p. rho / 2, a strided order with S streams (S
+    drawn from STREAMS dividing L) w.p. rho / 2. [B, L] float"""
     kinds = torch.rand(B, generator=generator)
     streams = [s for s in STREAMS if L % s == 0] or [1]
     rows = []
     for u in kinds.tolist():
-        if u < 0.5:
+        if u < 1.0 - rho:
             rows.append(strided_blocks(L, 1))
-        elif u < 0.75:
+        elif u < 1.0 - rho / 2:
             perm = torch.randperm(L, generator=generator)
             rows.append(torch.empty(L, dtype=torch.long).index_put_((perm,), torch.arange(1, L + 1)))
         else:
@@ -140,15 +140,26 @@ def armd_blocks(B: int, L: int, generator: torch.Generator | None) -> torch.Tens
 @OBJECTIVES.register("armd")
 class ArmdObjective:
     """ARMD (SPEC §5.3): sum_i -log p(x_i | x_{beta < beta_i}) / (B L) in one pass, the exact NLL of
-    the K-step parallel model of each row's order (armd_blocks). The SPEC's progressive schedule
-    (rho ramping 0 -> 0.5 over the first half) is read as a fixed rho = 0.5 here."""
+    the K-step parallel model of each row's order (armd_blocks). rho, the share of non-identity
+    orders, is 0.5, or with train.armd_rho_ramp = f ramps linearly 0 -> 0.5 over the first f of
+    training (the SPEC's progressive schedule: f = 0.5), read from `progress`, which the training
+    loop sets (the learning rate's clock: steps, or wall time under a time budget); in eval mode
+    (validation) rho is 0.5."""
+
+    progress = 1.0  # share of training done, in [0, 1]
 
     def __init__(self, cfg: RunConfig):
         self.example_len = cfg.data.seq_len
+        self.ramp = cfg.train.armd_rho_ramp
+
+    @property
+    def rho(self) -> float:
+        return 0.5 * min(1.0, self.progress / self.ramp) if self.ramp else 0.5
 
     def loss(self, model, x: torch.Tensor, generator: torch.Generator | None = None,
              given: torch.Tensor | None = None):
-        beta = armd_blocks(x.shape[0], x.shape[1], generator).to(x.device)
+        rho = self.rho if model.training else 0.5  # validation scores the final mix at every step
+        beta = armd_blocks(x.shape[0], x.shape[1], generator, rho).to(x.device)
         logits, _ = model(x, beta)
         return token_nll(logits, x).mean(), {}
 

@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from ardm.core.config import RunConfig, TrainConfig
+from ardm.core.objectives import ArmdObjective
 from ardm.core.runtime import MetricsLog, resolve_device
 from ardm.errors import ArdmError
 from ardm.evaluation.likelihood import LN2, absorbing_nelbo
@@ -174,7 +175,10 @@ def _loop(run: Run, resume: bool, progress: bool, stop_after: int | None) -> dic
             run.model.train()
             while run.step < tc.max_steps:
                 t0 = time.perf_counter()
-                lr = lr_at(run.elapsed / budget_s if budget_s > 0 else run.step / tc.max_steps, run.step, tc)
+                progress = run.elapsed / budget_s if budget_s > 0 else run.step / tc.max_steps
+                lr = lr_at(progress, run.step, tc)
+                if isinstance(run.objective, ArmdObjective):
+                    run.objective.progress = min(progress, 1.0)  # its rho ramp (SPEC §5.3)
                 loss, stats, grad_norm = train_step(run, net, lr, autocast)
                 run.tokens_seen += tokens_per_step
                 tok_window += tokens_per_step

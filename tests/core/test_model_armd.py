@@ -72,3 +72,20 @@ def test_training_mix_and_config():
         ModelConfig(attention="armd")
     with pytest.raises(ArdmError, match="train.objective='armd'"):
         apply_overrides(RunConfig(), ["train.objective=armd"])
+
+
+def test_rho_ramp_starts_at_the_identity_order_and_reaches_the_mix():
+    identity = strided_blocks(L, 1).float()
+    only_ar = armd_blocks(32, L, torch.Generator().manual_seed(0), rho=0.0)
+    assert all(torch.equal(b, identity) for b in only_ar)
+    cfg = get_recipe("shakespeare-char-armd")
+    cfg.train.armd_rho_ramp = 0.5
+    objective = make_objective(cfg)
+    objective.progress = 0.0
+    assert objective.rho == 0.0
+    objective.progress = 0.25
+    assert objective.rho == pytest.approx(0.25)
+    objective.progress = 0.9
+    assert objective.rho == 0.5
+    with pytest.raises(ArdmError, match="armd_rho_ramp"):
+        apply_overrides(RunConfig(), ["train.armd_rho_ramp=2"])
