@@ -87,7 +87,7 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
         chunk = pairs[first:first + cfg.batch_size]
         puzzles = [p for p, _ in chunk]
         attempts, tr = solve_batch(loaded.model, loaded.tokenizer, sampler, puzzles, K, seed=cfg.seed + first,
-                                   temperature=cfg.temperature, trace=trace)
+                                   temperature=cfg.temperature, trace=trace, loop=spec.loop)
         records += [{"solved": a.solved, "violations": a.violations, "nfe": a.nfe,
                      "grid": format_grid(a.grid)} for a in attempts]
         if trace:

@@ -80,8 +80,10 @@ def solve_batch(
     temperature: float = 1.0,
     stop_early: bool = True,
     trace: bool = False,
+    loop: dict | None = None,
 ) -> tuple[list[Attempt], dict | None]:
-    """One attempt per puzzle with `sampler` at budget `steps`; rows use seeds seed + b."""
+    """One attempt per puzzle with `sampler` at budget `steps`; rows use seeds seed + b. `loop`: more
+    options of `generate` (a sampler spec's block_size, cache, approximate)."""
     codec = Codec(tokenizer)
     prompt = torch.tensor(codec.prompt)
     g = generate(
@@ -96,6 +98,7 @@ def solve_batch(
         temperature=temperature,
         stop=codec.valid if stop_early else None,
         trace=trace,
+        **(loop or {}),
     )
     digits = codec.digits(g.tokens).tolist()
     attempts = []

@@ -344,3 +344,12 @@ def test_bundled_denoisers_solve_easy_puzzles_in_confidence_order(name):
     sampler = make_sampler("llada")
     attempts, _ = solve_batch(loaded.model, loaded.tokenizer, sampler, puzzles, 81, temperature=0.0)
     assert sum(a.solved for a in attempts) >= 5
+
+
+def test_loop_options_of_a_spec_reach_the_loop(pairs):
+    puzzles, solutions = zip(*pairs)
+    attempts, _ = solve_batch(oracle(solutions), TOK, make_sampler("llada"), puzzles, 80, temperature=0.0,
+                              loop={"block_size": 41})  # semi-AR halves of "\n" + 81 cells
+    assert all(a.solved for a in attempts)
+    with pytest.raises(ArdmError, match="exact KV cache"):
+        solve_batch(oracle(solutions), TOK, make_sampler("llada"), puzzles, 80, loop={"cache": "exact"})
