@@ -32,8 +32,8 @@ def add_parser(sub) -> None:
                    help="mask in the sparsity term: relaxed (Gumbel-sigmoid), straight_through or expected")
     p.add_argument("--eval-interval", type=int, default=50, help="validation every N steps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="gate sampler option of the drafts, stored as the gate's default "
-                        "(prior, alpha, delta, combine, mask, theta, fill, mode, eta, reveal, y_tilde)")
+                   help="gate sampler option of the drafts, stored as the gate's default (prior, alpha, "
+                        "delta, combine, mask, theta, fill, mode, eta, reveal, y_tilde, margin)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--resume", action="store_true",
                    help="continue the gate run interrupted in OUT.partial/ (same options), exactly")

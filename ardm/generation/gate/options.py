@@ -50,6 +50,7 @@ class GateOptions:
     eta: float = 0.05  # mode="remdm": remask rate sigma = min(eta, sigma_max) of the visible tokens
     reveal: str = "confidence"  # count-rule reveals: highest q(new) first | "random" (MDLM-like)
     y_tilde: str = "current"  # token whose confidence change Dl measures: "current" | "argmax"
+    margin: str = "top2"  # M: top1 - top2 logit gap ([S0]) | "current": the visible token's own margin
     argmax: bool = False  # new ids by argmax instead of a draw at the run's temperature
     stats_file: str = ""  # JSON {"mean": [3], "var": [3]} (gate training or calibrate()); "" = 0/1
     collect_stats: bool = False  # accumulate raw signal sums in aux (for calibrate())
@@ -62,6 +63,7 @@ class GateOptions:
         _one_of("mode", self.mode, ("replace", "remask", "remdm"))
         _one_of("reveal", self.reveal, ("confidence", "random"))
         _one_of("y_tilde", self.y_tilde, ("current", "argmax"))
+        _one_of("margin", self.margin, ("top2", "current"))
         if not 0.0 <= self.delta <= 1.0:
             raise ArdmError(f"gate: delta must be in [0, 1] so every position matures by step K, "
                             f"got {self.delta}")

@@ -37,7 +37,7 @@ def overwrite_probability(scorer: GateScorer, stats: SignalStats, o: GateOptions
                           logits: torch.Tensor, prev_logits: torch.Tensor | None, hidden: torch.Tensor,
                           k: torch.Tensor, K: int, mask_id: int, prompt_len: int = 0) -> GateProbability:
     """p for every position of x [B, L] at steps k [B] (1..K) of K; gradients flow into `scorer`."""
-    raw = signals(logits, prev_logits, x, mask_id, o.y_tilde)  # [B, L, 3]
+    raw = signals(logits, prev_logits, x, mask_id, o.y_tilde, o.margin)  # [B, L, 3]
     B, L = x.shape
     n = L - prompt_len
     r = torch.zeros(B, L, device=x.device)

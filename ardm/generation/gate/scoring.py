@@ -58,14 +58,31 @@ def confidence_change(logits: torch.Tensor, prev_logits: torch.Tensor | None,
     return (now - before).clamp(-DL_CLIP, DL_CLIP)
 
 
+def margin_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Z(y_i) - max_{v != y_i} Z(v): the top1 - top2 gap when y_i is the model's argmax, negative by
+    how far the model prefers another symbol when it is not. y [B, L] valid ids. [B, L]"""
+    z = logits.float()
+    if z.shape[-1] < 2:
+        return torch.zeros(y.shape, device=z.device)
+    idx = y[..., None]
+    best_other = z.scatter(-1, idx, -math.inf).amax(-1)
+    return z.gather(-1, idx)[..., 0] - best_other
+
+
 def signals(logits: torch.Tensor, prev_logits: torch.Tensor | None, x: torch.Tensor, mask_id: int,
-            y_tilde: str = "current") -> torch.Tensor:
+            y_tilde: str = "current", margin_kind: str = "top2") -> torch.Tensor:
     """The raw signals (H, M, Dl) per position. y~ = the current token ("current", Reading: the token
-    the gate keeps or overwrites) or argmax q^(k) ("argmax", literal [S0]); Dl = 0 at MASKs. [B, L, 3]"""
+    the gate keeps or overwrites) or argmax q^(k) ("argmax", literal [S0]); Dl = 0 at MASKs.
+    margin_kind "top2": M = Z_(1) - Z_(2) ([S0]); "current": at visible positions M is the margin of
+    the token there (margin_of), so a token the model confidently disagrees with reads as uncertain
+    (top2 calls it certain); top2 at MASKs. [B, L, 3]"""
     masked = x == mask_id
     y = logits.argmax(-1) if y_tilde == "argmax" else torch.where(masked, 0, x)
     dl = torch.where(masked, 0.0, confidence_change(logits, prev_logits, y))
-    return torch.stack([entropy(logits), margin(logits), dl], dim=-1)
+    m = margin(logits)
+    if margin_kind == "current":
+        m = torch.where(masked, m, margin_of(logits, torch.where(masked, 0, x)))
+    return torch.stack([entropy(logits), m, dl], dim=-1)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ GATE_FORMAT = "ardm-gate"
 GATE_FORMAT_VERSION = 1
 # gate sampler options a trained gate carries as its defaults (what it was trained with)
 DEPLOY_OPTIONS = ("prior", "alpha", "delta", "combine", "mask", "theta", "fill", "mode", "eta", "reveal",
-                  "y_tilde")
+                  "y_tilde", "margin")
 
 
 @dataclass

@@ -183,7 +183,8 @@ def _train_step(step: int, scorer, optim, ema: SignalStatsEMA, model, blocks: Bl
     draft = make_drafts(model, blocks.batch(cfg.batch_size).to(dev),
                         GateSampler(opts, scorer=scorer, stats=ema.stats()), K, J, cfg.t_min, gen)
     now = draft.now
-    ema.update(signals(now.logits, now.prev_logits, now.x, mask_id, opts.y_tilde), now.x != mask_id)
+    ema.update(signals(now.logits, now.prev_logits, now.x, mask_id, opts.y_tilde, opts.margin),
+               now.x != mask_id)
     if ema.frozen and frozen_at is None:
         frozen_at = step
     scorer.train()
@@ -251,8 +252,8 @@ def _setup(checkpoint: str | Path, cfg: GateTrainConfig, data: str | None, devic
     val = make_drafts(model, val_x, prior_only, K, J, cfg.t_min, torch.Generator().manual_seed(VAL_SEED))
     ema = SignalStatsEMA(cfg.stats_momentum, cfg.warmup_steps)
     calib = make_drafts(model, blocks.batch(cfg.batch_size).to(dev), prior_only, K, J, cfg.t_min, gen)
-    ema.initialise(signals(calib.now.logits, calib.now.prev_logits, calib.now.x, mask_id, opts.y_tilde),
-                   calib.now.x != mask_id)
+    ema.initialise(signals(calib.now.logits, calib.now.prev_logits, calib.now.x, mask_id, opts.y_tilde,
+                           opts.margin), calib.now.x != mask_id)
     optim = torch.optim.AdamW(scorer.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     return _GateRun(cfg, ckpt, corpus, model, blocks, opts, scorer, optim, ema, gen, val, dev, n)
 
