@@ -135,7 +135,7 @@ class Models:
     reference: Loaded
     prompt: torch.Tensor  # [P] prompt ids (denoiser tokenizer)
     n: int  # generated tokens per sample
-    gate_stats: dict[int, Any] = field(default_factory=dict)  # K -> calibrated SignalStats
+    gate_stats: dict[tuple, Any] = field(default_factory=dict)  # (K, signal options) -> SignalStats
 
 
 def _load_models(cfg: CompareConfig) -> Models:
@@ -155,11 +155,13 @@ def _load_models(cfg: CompareConfig) -> Models:
 
 
 def _sampler(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> Sampler:
-    if spec.calibrated and K not in m.gate_stats:  # one calibration per budget, shared by the specs
-        m.gate_stats[K] = calibrate(m.denoiser.model, length=len(m.prompt) + m.n, steps=K,
-                                    num=cfg.calibration_num, batch=cfg.batch_size, prompt=m.prompt,
-                                    seed=cfg.seed + CALIBRATION_SEED_OFFSET)
-    return spec.build(m.denoiser.path, cfg.device, m.gate_stats.get(K))
+    # one calibration per budget and signal definition, shared by the specs
+    key = (K, *sorted(spec.signal_options.items()))
+    if spec.calibrated and key not in m.gate_stats:
+        m.gate_stats[key] = calibrate(m.denoiser.model, length=len(m.prompt) + m.n, steps=K,
+                                      num=cfg.calibration_num, batch=cfg.batch_size, prompt=m.prompt,
+                                      seed=cfg.seed + CALIBRATION_SEED_OFFSET, **spec.signal_options)
+    return spec.build(m.denoiser.path, cfg.device, m.gate_stats.get(key))
 
 
 def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,

@@ -23,6 +23,7 @@ ALIASES = {"gate": ("gate", ["gate=linear"]), "gate-linear": ("gate", ["gate=lin
            "gate-learned": ("gate", ["gate=learned"])}
 OWN_KEYS = ("path", "temperature", "block", "cache", "approximate")  # not sampler options
 CALIBRATION_SEED_OFFSET = 1_000_000  # calibration draws never reuse the evaluation seeds
+SIGNAL_OPTIONS = ("y_tilde", "margin")  # gate options that change what a signal measures
 
 
 @dataclass
@@ -73,6 +74,12 @@ class SamplerSpec:
         if self.calibrated and stats is not None:
             sampler.stats = stats
         return sampler
+
+    @property
+    def signal_options(self) -> dict[str, Any]:
+        """The options that define the gate's raw signals (y_tilde, margin): a calibration run
+        must measure the same signals the spec's gate will normalise."""
+        return {k: v for k, v in self.options.items() if k in SIGNAL_OPTIONS}
 
     @property
     def calibrated(self) -> bool:

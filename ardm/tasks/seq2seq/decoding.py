@@ -68,7 +68,7 @@ def build_sampler(loaded: Loaded, spec: SamplerSpec, steps: int, sources: list[s
         prompts = source_prompts(loaded.tokenizer, sources[:calibration_num], src_len)
         stats = calibrate(loaded.model, length=prompts.shape[1] + tgt_len, steps=steps, num=len(prompts),
                           batch=len(prompts), prompt=prompts, clean_prompt=True,
-                          seed=seed + CALIBRATION_SEED_OFFSET)
+                          seed=seed + CALIBRATION_SEED_OFFSET, **spec.signal_options)
     sampler = spec.build(loaded.path, str(next(loaded.model.parameters()).device), stats)
     sampler.check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
     return sampler

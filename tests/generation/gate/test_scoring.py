@@ -27,3 +27,10 @@ def test_current_margin_flags_a_confidently_contradicted_token_and_keeps_top2_at
     assert own[0, 0] == 6.0 and own[0, 1] == -6.0
     assert own[0, 2] == top2[0, 2] == 2.0
     assert GateOptions(margin="current").margin == "current"
+
+
+def test_a_spec_calibrates_the_signals_it_will_normalise():
+    from ardm.generation.specs import SamplerSpec
+
+    assert SamplerSpec.parse("gate:margin=current:b0=-2").signal_options == {"margin": "current"}
+    assert SamplerSpec.parse("gate").signal_options == {}
