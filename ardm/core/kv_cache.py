@@ -41,14 +41,14 @@ class KVCache:
 
     def _reserve(self, j: int, like: torch.Tensor, n: int) -> None:
         """Room for n entries in layer j's buffers (grown by doubling, entries kept)."""
-        if j == len(self._keys):
-            self._keys.append(like.new_empty(0))
-            self._values.append(like.new_empty(0))
-        old = self._keys[j]
-        if old.numel() and old.shape[2] >= n:
-            return
         B, H, _, hd = like.shape
-        capacity = max(n, 2 * old.shape[2] if old.numel() else n)
+        if j == len(self._keys):  # a layer seen for the first time: empty buffers of its shape
+            self._keys.append(like.new_empty(B, H, 0, hd))
+            self._values.append(like.new_empty(B, H, 0, hd))
+        old = self._keys[j]
+        if old.shape[2] >= n:
+            return
+        capacity = max(n, 2 * old.shape[2])
         keys, values = like.new_empty(B, H, capacity, hd), like.new_empty(B, H, capacity, hd)
         if self.length:
             keys[:, :, :self.length] = old[:, :, :self.length]

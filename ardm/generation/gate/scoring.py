@@ -77,11 +77,12 @@ def signals(logits: torch.Tensor, prev_logits: torch.Tensor | None, x: torch.Ten
     the token there (margin_of), so a token the model confidently disagrees with reads as uncertain
     (top2 calls it certain); top2 at MASKs. [B, L, 3]"""
     masked = x == mask_id
-    y = logits.argmax(-1) if y_tilde == "argmax" else torch.where(masked, 0, x)
+    current = torch.where(masked, 0, x)  # valid ids: MASK positions read symbol 0, then are overridden
+    y = logits.argmax(-1) if y_tilde == "argmax" else current
     dl = torch.where(masked, 0.0, confidence_change(logits, prev_logits, y))
     m = margin(logits)
     if margin_kind == "current":
-        m = torch.where(masked, m, margin_of(logits, torch.where(masked, 0, x)))
+        m = torch.where(masked, m, margin_of(logits, current))
     return torch.stack([entropy(logits), m, dl], dim=-1)
 
 
