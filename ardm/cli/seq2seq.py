@@ -30,9 +30,26 @@ def add_parser(sub) -> None:
     e.add_argument("--data", help="the parallel corpus (default: the checkpoint's data.path)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--out", required=True)
+    d = ss.add_parser("distill", help="sequence-level knowledge distillation: the AR twin's beam outputs "
+                                      "as training targets",
+                      description="Decodes every distinct training source of the teacher's parallel corpus "
+                                  "with its beam search (Kim & Rush 2016) and writes a folder of aligned "
+                                  "files with the same names: train targets distilled, the other splits "
+                                  "copied, plus distill.json. Train a denoiser on it with --set "
+                                  "data.path=OUT (and --init-from-ar TEACHER to keep its tokenizer).")
+    d.add_argument("--teacher", required=True, help="the AR twin (a causal seq2seq checkpoint)")
+    d.add_argument("--out", required=True, help="the folder to write (replaced atomically)")
+    d.add_argument("--beam", type=int, default=4, help="beam width")
+    d.add_argument("--batch-size", type=int, default=256, help="sources per beam-search batch")
+    d.add_argument("--data", help="the parallel corpus folder (default: the teacher's data.path)")
+    d.add_argument("--num", type=int, default=0, help="the first N distinct training sources only (0: all)")
+    d.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    d.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
+    if args.seq2seq_command == "distill":
+        return _distill(args)
     from ardm.tasks.seq2seq.bench import EvalConfig, run_eval
     from ardm.tasks.seq2seq.report import goal_lines
 
@@ -45,4 +62,20 @@ def run(args) -> int:
     results = run_eval(cfg, args.out)
     print("\n".join(goal_lines(results)))
     print(f"wrote {args.out}/results.json, summary.md, bleu_vs_nfe.png")
+    return 0
+
+
+def _distill(args) -> int:
+    import json
+
+    import torch
+
+    from ardm.tasks.seq2seq.distill import distill_corpus
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    manifest = distill_corpus(args.teacher, args.out, beam=args.beam, batch_size=args.batch_size,
+                              data=args.data, num=args.num, progress=not args.no_progress)
+    print(json.dumps(manifest, indent=2))
+    print(f"wrote {args.out} (train targets distilled; other splits copied)")
     return 0

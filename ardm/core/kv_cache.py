@@ -73,6 +73,12 @@ class KVCache:
         """Keep the first n entries written by the last `extend` of every layer."""
         self.length += n
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep rows `index` [B'] of every kept entry, in that order (beam search's reshuffle)."""
+        n = self.length
+        self._keys = [k[index, :, :n] for k in self._keys]
+        self._values = [v[index, :, :n] for v in self._values]
+
     def append(self, kvs: list[Layer]) -> None:
         """Keep per-layer (keys, values) [B, H, W, hd] after the cached entries."""
         for j, (k, v) in enumerate(kvs):

@@ -201,15 +201,17 @@ class TransformerDenoiser(nn.Module):
 
     def forward_cached(self, tokens: torch.Tensor, t: torch.Tensor | None, cache: KVCache,
                        commit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The exact KV cache of a block_causal model (SPEC §11.6): tokens [B, W] sit at positions
-        cache.length .. cache.length + W - 1, which must start a block; they attend to every cached
-        position (all in earlier blocks) and block-causally to each other, so the logits equal those
-        of a full forward pass over the cached tokens followed by these. The keys/values of the first
-        `commit` positions (whole blocks, now settled) are appended to `cache`."""
-        if self.cfg.attention != "block_causal":
-            raise ValueError("forward_cached is exact only for block_causal models")
+        """The exact KV cache (SPEC §11.6) of a block_causal model, or of a causal one (blocks of one
+        token): tokens [B, W] sit at positions cache.length .. cache.length + W - 1, which must start a
+        block; they attend to every cached position (all in earlier blocks) and block-causally to each
+        other, so the logits equal those of a full forward pass over the cached tokens followed by
+        these. The keys/values of the first `commit` positions (whole blocks, now settled) are
+        appended to `cache`."""
+        causal = self.cfg.causal
+        if self.cfg.attention != "block_causal" and not causal:
+            raise ValueError("forward_cached is exact only for block_causal and causal models")
         B, W = tokens.shape
-        start, bs = cache.length, self.cfg.block_size
+        start, bs = cache.length, 1 if causal else self.cfg.block_size
         if start % bs or commit % bs or commit > W or start + W > self.cfg.max_len:
             raise ValueError(f"cached window [{start}, {start + W}) commit {commit}: not on block "
                              f"boundaries of {bs} or beyond max_len {self.cfg.max_len}")
@@ -218,7 +220,8 @@ class TransformerDenoiser(nn.Module):
         mask = None  # one block: it sees every cached position and itself (SDPA's fast path)
         if W > bs:
             seen = torch.ones(W, start, dtype=torch.bool, device=x.device)  # every cached position
-            mask = torch.cat([seen, self.block_mask(pos, pos)], 1)
+            own = (pos[None, :] <= pos[:, None]) if causal else self.block_mask(pos, pos)
+            mask = torch.cat([seen, own], 1)
         h, _ = self._trunk(x, pos, mask, False, cache.slots(self.cfg.n_layer))
         cache.commit(commit)  # the first `commit` keys/values were written in place
         return self.head(h).float(), h

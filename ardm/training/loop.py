@@ -35,7 +35,7 @@ from ardm.errors import ArdmError
 from ardm.evaluation.likelihood import LN2, absorbing_nelbo
 from ardm.training.adaptation import set_annealed_attention
 from ardm.training.distributed import Distributed, param_digest
-from ardm.training.run import Run, agree_on_run_dir, restore, save, setup
+from ardm.training.run import Run, agree_on_run_dir, restore, save, setup, starting_tokenizer
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -121,13 +121,15 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False, p
           stop_after: int | None = None, init_from: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and checkpoint into `out_dir`. `stop_after` (tests) stops as if interrupted at that step.
     `init_from` starts a new run from another checkpoint's weights (fine-tuning; optimizer, schedule and
-    step start afresh); it must have the same model config and tokenizer."""
+    step start afresh); it must have the same model config, and the run keeps its tokenizer."""
     out = Path(out_dir)
     ddp = Distributed(resolve_device(cfg.train.device))
     try:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         tok_json, state = agree_on_run_dir(out, cfg, resume, ddp)
+        if state is None:
+            tok_json = starting_tokenizer(cfg, init_from)
         run = setup(cfg, out, ddp.device, ddp, tok_json)
         restore(run, state, init_from)
         return _loop(run, resume, progress, stop_after)

@@ -159,6 +159,14 @@ def _tokenizer(cfg: RunConfig, corpus: Corpus, tok_json: str | None, ddp: Distri
     return tokenizer
 
 
+def starting_tokenizer(cfg: RunConfig, init_from: str | os.PathLike | None) -> str | None:
+    """The tokenizer (JSON) of the checkpoint a new run starts from (--init-from, --init-from-ar), which
+    the run keeps: its weights belong to those ids, whatever the new corpus would build (e.g. a
+    distilled copy of the training targets); None for a run from scratch."""
+    source = init_from or cfg.train.init_from_ar
+    return load_tokenizer(read_checkpoint(source)).to_json() if source else None
+
+
 def _optimizer(model: TransformerDenoiser, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices only (embeddings included), none on gains and biases."""
     tc = cfg.train

@@ -166,3 +166,19 @@ def test_init_from_a_different_model_is_refused(tmp_path):
     with pytest.raises(ArdmError, match="init-from.*d_model"):
         train(cfg, tmp_path / "ft", progress=False, init_from=tmp_path / "base")
     assert not (tmp_path / "ft" / "LATEST").exists()
+
+
+def test_a_run_from_a_checkpoint_keeps_its_tokenizer(tmp_path):
+    """Fine-tuning on other text (e.g. distilled targets) keeps the ids the weights were trained on,
+    where a tokenizer built from the new corpus would differ (here: fewer characters)."""
+    from ardm.core.checkpoint import load_tokenizer
+
+    train(tiny_config(), tmp_path / "base", progress=False)
+    base = read_checkpoint(tmp_path / "base")
+    text = open(base.config.data.path, encoding="utf-8").read()
+    sub = "".join(ch for ch in text if ch in "abcdefghij \n")
+    (tmp_path / "sub.txt").write_text(sub * 3, encoding="utf-8")
+    cfg = tiny_config(steps=2)
+    cfg.data.path = str(tmp_path / "sub.txt")
+    train(cfg, tmp_path / "ft", progress=False, init_from=tmp_path / "base")
+    assert load_tokenizer(read_checkpoint(tmp_path / "ft")).to_json() == load_tokenizer(base).to_json()

@@ -74,7 +74,7 @@ def build_sampler(loaded: Loaded, spec: SamplerSpec, steps: int, sources: list[s
     return sampler
 
 
-def _texts(loaded: Loaded, tokens: torch.Tensor, prompt_len: int) -> list[str]:
+def texts_of(loaded: Loaded, tokens: torch.Tensor, prompt_len: int) -> list[str]:
     """Target ids up to the first EOS, decoded (special tokens dropped)."""
     eos = special_ids(loaded.tokenizer)[EOS]
     out = []
@@ -112,7 +112,7 @@ def decode(loaded: Loaded, sources: list[str], sampler: Sampler | None, steps: i
                              seed=seed + c * N + b0, temperature=temperature, eos_id=eos, progress=progress,
                              clean_prompt=True)
                 tokens, counts = g.tokens, g.nfe_per_sample
-            for i, (text, n) in enumerate(zip(_texts(loaded, tokens.cpu(), P), counts)):
+            for i, (text, n) in enumerate(zip(texts_of(loaded, tokens.cpu(), P), counts)):
                 cands[b0 + i].append(text)
                 nfe[b0 + i].append(int(n))
     return Decoded(cands, nfe, cut, round(time.perf_counter() - start, 3))

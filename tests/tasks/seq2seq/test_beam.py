@@ -23,7 +23,7 @@ def _logprob(model, seq: torch.Tensor, P: int, eos: int) -> float:
 def test_width_one_is_greedy_and_eos_ends_a_hypothesis():
     model = contextual(attention="causal", max_len=12)
     prompts = torch.tensor([[1, 2], [3, 0]])
-    out, passes = beam_search(model, prompts, 8, eos_id=4, beam=1)
+    out, passes = beam_search(model, prompts, 8, eos_id=4, beam=1, cache=False)
     x = prompts.clone()
     for _ in range(8):
         x = torch.cat([x, model(x)[0][:, -1].argmax(-1, keepdim=True)], 1)
@@ -37,13 +37,28 @@ def test_width_one_is_greedy_and_eos_ends_a_hypothesis():
 def test_a_wider_beam_finds_at_least_greedys_log_probability_unpenalised():
     model = contextual(attention="causal", max_len=10)
     prompts = torch.tensor([[1, 2]])
-    greedy, _ = beam_search(model, prompts, 6, eos_id=4, beam=1)
-    wide, _ = beam_search(model, prompts, 6, eos_id=4, beam=5, alpha=0.0)
+    greedy, _ = beam_search(model, prompts, 6, eos_id=4, beam=1, cache=False)
+    wide, _ = beam_search(model, prompts, 6, eos_id=4, beam=5, alpha=0.0, cache=False)
     assert _logprob(model, wide[0], 2, 4) >= _logprob(model, greedy[0], 2, 4) - 1e-9
 
 
 def test_beam_needs_a_causal_model_and_width_one_or_more():
     with pytest.raises(ArdmError, match="causal"):
-        beam_search(contextual(), torch.tensor([[1]]), 3, eos_id=4)
+        beam_search(contextual(), torch.tensor([[1]]), 3, eos_id=4, cache=False)
     with pytest.raises(ArdmError, match="beam width"):
-        beam_search(contextual(attention="causal"), torch.tensor([[1]]), 3, eos_id=4, beam=0)
+        beam_search(contextual(attention="causal"), torch.tensor([[1]]), 3, eos_id=4, beam=0, cache=False)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_the_kv_cache_changes_no_hypothesis(beam):
+    """Cached keys/values of a causal transformer, reordered with the beams, give the same search."""
+    from ardm.core.config import ModelConfig
+    from ardm.core.model import TransformerDenoiser
+
+    torch.manual_seed(0)
+    model = TransformerDenoiser(ModelConfig(vocab_size=7, n_layer=2, n_head=2, d_model=32, max_len=14,
+                                            attention="causal", time_conditioning="none")).eval()
+    prompts = torch.randint(0, 7, (3, 4))
+    full, n_full = beam_search(model, prompts, 10, eos_id=6, beam=beam, cache=False)
+    cached, n_cached = beam_search(model, prompts, 10, eos_id=6, beam=beam)
+    assert torch.equal(full, cached) and n_full == n_cached
