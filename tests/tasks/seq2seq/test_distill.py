@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from ardm.cli import main
 from ardm.core.checkpoint import load
 from ardm.data.parallel import EOS, aligned_pairs, source_prompts, special_ids
 from ardm.errors import ArdmError
@@ -42,3 +43,14 @@ def test_a_denoiser_is_not_a_teacher(seq2seq_models, tmp_path):
     with pytest.raises(ArdmError, match="not an AR twin"):
         distill_corpus(denoiser, tmp_path / "kd", progress=False)
     assert not (tmp_path / "kd").exists()
+
+
+def test_the_command_writes_the_folder_and_refuses_a_denoiser_in_one_line(seq2seq_models, tmp_path, capsys):
+    data, denoiser, ar = seq2seq_models
+    assert main(["seq2seq", "distill", "--teacher", str(ar), "--out", str(tmp_path / "kd"), "--num", "5",
+                 "--no-progress"]) == 0
+    assert len(aligned_pairs(tmp_path / "kd" / "train.src", tmp_path / "kd" / "train.tgt")) == 5
+    capsys.readouterr()
+    rc = main(["seq2seq", "distill", "--teacher", str(denoiser), "--out", str(tmp_path / "kd2")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("ardm: error:") and len(err.strip().splitlines()) == 1
