@@ -74,10 +74,16 @@ class KVCache:
         self.length += n
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows `index` [B'] of every kept entry, in that order (beam search's reshuffle)."""
+        """Keep rows `index` [B'] of every kept entry, in that order (beam search's reshuffle). The same
+        number of rows keeps the buffers (only the kept entries move: the next `extend` writes in
+        place); another number takes new buffers of the kept entries."""
         n = self.length
-        self._keys = [k[index, :, :n] for k in self._keys]
-        self._values = [v[index, :, :n] for v in self._values]
+        for buffers in (self._keys, self._values):
+            for j, buf in enumerate(buffers):
+                if buf.shape[0] == index.shape[0]:
+                    buf[:, :, :n] = buf[index, :, :n]
+                else:
+                    buffers[j] = buf[index, :, :n]
 
     def append(self, kvs: list[Layer]) -> None:
         """Keep per-layer (keys, values) [B, H, W, hd] after the cached entries."""

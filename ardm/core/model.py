@@ -200,7 +200,7 @@ class TransformerDenoiser(nn.Module):
         return self.head(h).float(), h
 
     def forward_cached(self, tokens: torch.Tensor, t: torch.Tensor | None, cache: KVCache,
-                       commit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                       commit: int = 0, last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact KV cache (SPEC §11.6) of a block_causal model, or of a causal one (blocks of one
         token): tokens [B, W] sit at positions cache.length .. cache.length + W - 1, which must start a
         block; they attend to every cached position (all in earlier blocks) and block-causally to each
@@ -224,6 +224,7 @@ class TransformerDenoiser(nn.Module):
             mask = torch.cat([seen, own], 1)
         h, _ = self._trunk(x, pos, mask, False, cache.slots(self.cfg.n_layer))
         cache.commit(commit)  # the first `commit` keys/values were written in place
+        h = h[:, -1:] if last_only else h
         return self.head(h).float(), h
 
     def forward_keeping(self, tokens: torch.Tensor, t: torch.Tensor | None

@@ -40,9 +40,12 @@ def beam_search(model, prompts: torch.Tensor, max_new: int, eos_id: int, beam: i
     for _ in range(max_new):
         if kv is None:
             logits, _ = model(x)
-        else:  # only the tokens not yet cached: the prompt at first, then the newest token
-            new = x[:, kv.length:]
-            logits, _ = model.forward_cached(new, None, kv, commit=new.shape[1])
+        elif kv.length == 0:  # the prompt, once per source; its keys/values copied to every beam
+            logits, _ = model.forward_cached(prompts, None, kv, commit=P, last_only=True)
+            logits = logits.repeat_interleave(beam, 0)
+            kv.reorder(torch.arange(N, device=x.device).repeat_interleave(beam))
+        else:  # only the newest token
+            logits, _ = model.forward_cached(x[:, -1:], None, kv, commit=1)
         passes += 1
         lp = logits[:, -1].double().log_softmax(-1)  # [N * beam, V]
         lp[done] = -torch.inf
