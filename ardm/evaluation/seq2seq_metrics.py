@@ -26,9 +26,13 @@ def _streams(references: list[list[str]]) -> list[list[str | None]]:
     return [[r[j] if j < len(r) else None for r in references] for j in range(most)]
 
 
+BOOTSTRAP = 1000  # resamples of sacrebleu's bootstrap interval for BLEU (its fixed seed: repeatable)
+
+
 def corpus_scores(hypotheses: list[str], references: list[list[str]], rouge: bool = False) -> dict:
-    """{"bleu", "chrf", "bleu_signature", "chrf_signature"[, "rouge_l"]} of hypotheses [N] against
-    references [N][>= 1] (several references per item where the set has them)."""
+    """{"bleu", "bleu_ci", "chrf", "bleu_signature", "chrf_signature"[, "rouge_l"]} of hypotheses [N]
+    against references [N][>= 1] (several references per item where the set has them). bleu_ci: the
+    half-width of sacrebleu's 95% bootstrap interval over items (BOOTSTRAP resamples)."""
     if len(hypotheses) != len(references):
         raise ArdmError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
     if not hypotheses or any(not r for r in references):
@@ -38,7 +42,8 @@ def corpus_scores(hypotheses: list[str], references: list[list[str]], rouge: boo
     bleu, chrf = sb.metrics.BLEU(), sb.metrics.CHRF()
     b = bleu.corpus_score(hypotheses, streams)
     c = chrf.corpus_score(hypotheses, streams)
-    out = {"bleu": round(b.score, 2), "chrf": round(c.score, 2),
+    ci = sb.metrics.BLEU().corpus_score(hypotheses, streams, n_bootstrap=BOOTSTRAP)._ci
+    out = {"bleu": round(b.score, 2), "bleu_ci": round(float(ci), 2), "chrf": round(c.score, 2),
            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
     if rouge:
         out["rouge_l"] = round(rouge_l(hypotheses, references), 2)

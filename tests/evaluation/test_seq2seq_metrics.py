@@ -38,3 +38,13 @@ def test_mismatched_counts_are_refused():
         corpus_scores(["a", "b"], [["a"]])
     with pytest.raises(ArdmError, match="at least one reference"):
         corpus_scores(["a"], [[]])
+
+
+def test_the_bleu_interval_is_zero_for_a_perfect_corpus_and_wider_for_fewer_items():
+    refs = [["ein hund rennt im park"], ["eine katze schlaeft auf dem sofa"]] * 10
+    assert corpus_scores([r[0] for r in refs], refs)["bleu_ci"] == pytest.approx(0.0)
+    hyps = ["ein hund rennt", "eine katze auf dem sofa", "ein vogel singt laut", "der fisch"]
+    refs = [["ein hund rennt im park"], ["eine katze schlaeft auf dem sofa"], ["ein vogel singt"],
+            ["der rote fisch schwimmt"]]
+    few, many = corpus_scores(hyps, refs), corpus_scores(hyps * 25, refs * 25)
+    assert 0 < many["bleu_ci"] < few["bleu_ci"]

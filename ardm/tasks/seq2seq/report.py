@@ -12,13 +12,18 @@ NAMES = {"bleu": "BLEU", "chrf": "chrF", "rouge_l": "ROUGE-L"}
 def results_table(results: dict) -> list[str]:
     """One row per (sampler, NFE budget, MBR k); the AR twin's rows first."""
     metrics = results["metrics"]
-    head = " | ".join(NAMES[m] for m in metrics)
+    head = " | ".join(NAMES[m] + (" (± 95% CI)" if m == "bleu" else "") for m in metrics)
     rows = [f"| sampler | NFE budget | MBR k | NFE x k per source | {head} |",
             "|---|---|---|---|" + "---|" * len(metrics)]
     for r in results["runs"]:
         rows.append(f"| {r['label']} | {r['nfe_budget']} | {r['mbr']} | {r['nfe_per_source']:.1f} | "
-                    + " | ".join(f"{r[m]:.2f}" for m in metrics) + " |")
+                    + " | ".join(_cell(r, m) for m in metrics) + " |")
     return rows
+
+
+def _cell(run: dict, metric: str) -> str:
+    ci = run.get(f"{metric}_ci")
+    return f"{run[metric]:.2f}" + ("" if ci is None else f" ± {ci:.2f}")
 
 
 def goal_lines(results: dict) -> list[str]:
