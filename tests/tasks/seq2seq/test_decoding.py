@@ -79,3 +79,18 @@ def test_translate_bad_input_gets_one_message(seq2seq_models, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("ardm: error:") and len(err.strip().splitlines()) == 1
     assert re.search(message, err)
+
+
+def test_the_bundled_multi30k_pair_translates_a_sentence():
+    """The bundled denoiser (distilled, adapted from its AR twin) and the twin decode one sentence to
+    German words ending at EOS, with the budgets they were evaluated at (docs/seq2seq.md)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "checkpoints"
+    den, ar = load(root / "multi30k-en-de"), load(root / "multi30k-en-de-ar")
+    sampler = build_sampler(den, SamplerSpec.parse("edit"), 5, ["A man is riding a bike."])
+    out = translate(den, ["A man is riding a bike."], sampler, 5, temperature=0.0)
+    beam = translate(ar, ["A man is riding a bike."], None, 36, beam=4)
+    for text in (out["targets"][0], beam["targets"][0]):
+        assert text.startswith("Ein Mann") and len(text.split()) < 12
+    assert out["nfe"][0] <= 6  # the budget, plus at most the final fill
