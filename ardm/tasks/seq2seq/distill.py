@@ -27,6 +27,7 @@ from ardm.data.parallel import (
     Truncation,
     aligned_pairs,
     find_split,
+    pair_names,
     source_prompts,
     special_ids,
     split_files,
@@ -41,9 +42,9 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
 
 
-def _teacher_outputs(loaded, sources: list[str], beam: int, batch_size: int, progress: bool
-                     ) -> tuple[list[str], Truncation]:
-    src_len, tgt_len = layout(loaded)
+def _teacher_outputs(loaded, sources: list[str], lengths: tuple[int, int], beam: int, batch_size: int,
+                     progress: bool) -> tuple[list[str], Truncation]:
+    src_len, tgt_len = lengths
     cut = Truncation()
     prompts = source_prompts(loaded.tokenizer, sources, src_len, cut)
     eos = special_ids(loaded.tokenizer)[EOS]
@@ -65,13 +66,12 @@ def distill_corpus(teacher: str | Path, out: str | Path, *, beam: int = 4, batch
     if not loaded.model.cfg.causal:
         raise ArdmError(f"--teacher {teacher}: not an AR twin (a causal seq2seq checkpoint); distillation "
                         "decodes the training sources with its beam search")
-    layout(loaded)
+    lengths = layout(loaded)  # a seq2seq checkpoint, or one ArdmError before any corpus is read
     cfg = loaded.config.data
     folder = Path(data or cfg.path)
     if not folder.is_dir():
         raise ArdmError(f"distillation needs a folder of aligned files; {folder} is not a folder")
-    src, tgt = [p.strip() for p in cfg.pair.split(",")]
-    splits = split_files(folder, src, tgt)
+    splits = split_files(folder, *pair_names(cfg))
     src_file, tgt_file = find_split(splits, "train", str(folder))
     pairs = aligned_pairs(src_file, tgt_file)
     first: dict[str, str] = {}
@@ -79,13 +79,13 @@ def distill_corpus(teacher: str | Path, out: str | Path, *, beam: int = 4, batch
         first.setdefault(s, t)
     sources = list(first)[:num] if num > 0 else list(first)
     with torch.no_grad():
-        hyps, cut = _teacher_outputs(loaded, sources, beam, batch_size, progress)
-    empty = [i for i, h in enumerate(hyps) if not h.strip()]
-    targets = [first[s] if not h.strip() else h for s, h in zip(sources, hyps)]
+        hyps, cut = _teacher_outputs(loaded, sources, lengths, beam, batch_size, progress)
+    empty = [not h.strip() for h in hyps]
+    targets = [first[s] if e else h for s, h, e in zip(sources, hyps, empty)]
     sha = read_checkpoint(loaded.path).files[MODEL_FILE]["sha256"]
     manifest = {"teacher": str(loaded.path), "teacher_model_sha256": sha, "source_corpus": str(folder),
                 "pair": cfg.pair, "beam": beam, "train_pairs_in": len(pairs),
-                "distinct_sources": len(sources), "empty_outputs_kept_reference": len(empty),
+                "distinct_sources": len(sources), "empty_outputs_kept_reference": sum(empty),
                 "truncated_sources": cut.sources, "splits_copied": sorted(k for k in splits if k != "train")}
     with atomic_folder(out) as tmp:
         _write_lines(tmp / src_file.name, sources)
