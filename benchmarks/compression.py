@@ -8,7 +8,9 @@ with throughput. Prints a table and writes JSON.
 The input is --chars characters of the corpus's validation split (held out from training), from
 its start or --skip characters in.
 With --plan FILE (`ardm plan --checkpoint DIR --budget K --save FILE`) each budget is also coded
-with the planner's step sizes (SPEC §4.3) beside the equal ones.
+with the planner's step sizes (SPEC §4.3) beside the equal ones. An armd checkpoint is coded both
+ways (SPEC §5.3): K cached steps on both sides (`cached`, the default of `ardm compress`) and the
+one-pass encoder with its K-full-pass decoder (`one-pass`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     plans = {"equal": None} | ({"planned": load_loss_components(args.plan)} if args.plan else {})
     loaded = ardm.load(args.checkpoint)
+    if loaded.model.cfg.attention == "armd":
+        plans = {"cached": None, "one-pass": None}
     dcfg = loaded.config.data
     corpus = load_corpus_like(dcfg, args.data)
     text, dropped = corpus.val, 0
@@ -86,7 +90,7 @@ def main() -> None:
             if losses is not None and budget >= dcfg.seq_len:
                 continue  # one token per step: the plan has nothing to choose
             t0 = time.perf_counter()
-            blob, st = compress(data, loaded, budget, losses)
+            blob, st = compress(data, loaded, budget, losses, one_pass=steps == "one-pass")
             t1 = time.perf_counter()
             assert decompress(blob, loaded) == data, "round trip failed"
             t2 = time.perf_counter()
@@ -105,7 +109,7 @@ def main() -> None:
     cols = ("bits/char", "model NLL", "overhead", "enc KB/s", "dec KB/s")
     print(f"{'coder':22s} " + " ".join(f"{c:>9s}" for c in cols))
     for r in rows:
-        name = f"ardm, K={r['budget']}" + (", planned" if r["steps"] == "planned" else "")
+        name = f"ardm, K={r['budget']}" + ("" if r["steps"] == "equal" else f", {r['steps']}")
         print(f"{name:22s} {r['bits_per_char']:9.3f} {r['model_nll_bits_per_char']:9.3f} "
               f"{r['overhead']:+9.2%} {r['encode_kb_per_s']:9.2f} {r['decode_kb_per_s']:9.2f}")
     for name, bpc in base.items():

@@ -23,6 +23,10 @@ def add_parser(sub) -> None:
                            help="loss components from `ardm plan --save` on this checkpoint: the budget's "
                                 "steps follow the planner's dynamic program instead of equal sizes "
                                 "(stored in the file's header)")
+            p.add_argument("--one-pass", action="store_true",
+                           help="armd checkpoints: encode each block from ONE forward pass (the fastest "
+                                "encoder; decompression then runs K full passes). Default: K cached "
+                                "steps on both sides, each about 2n/K tokens")
 
 
 def run(args) -> int:
@@ -42,7 +46,7 @@ def run(args) -> int:
             from ardm.generation.planner import load_loss_components
 
             losses = load_loss_components(args.plan)
-        blob, st = compress(src.read_bytes(), loaded, args.budget, losses)
+        blob, st = compress(src.read_bytes(), loaded, args.budget, losses, one_pass=args.one_pass)
         atomic_write_bytes(Path(args.output), blob)
         print(f"{st.bytes_in} bytes -> {len(blob)} bytes ({st.bits_per_char:.3f} bits/char payload; "
               f"model NLL {st.model_nll_bits / max(st.chars, 1):.3f} bits/char; overhead {st.overhead:+.2%})")

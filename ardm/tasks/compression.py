@@ -9,12 +9,17 @@ decoder pops step by step, running pass k once steps < k are decoded. Encoder an
 one step loop (`_run_block`), single-threaded and batch 1, so both compute bit-identical
 probabilities. Blocks share one ANS stack (pushed last block first), so the only overhead over
 the model's NLL is one coder state per file. An ARMD checkpoint (SPEC §5.3) codes K strided steps
-(beta = i mod K + 1) and its encoder needs ONE pass a block (`_run_armd`).
+(beta = i mod K + 1) in one of two ways, recorded in the file: by default both sides run the K
+steps with the KV cache of strided generation (`_run_armd_cached`: step k computes only the content
+of step k - 1's tokens and step k's queries, so a block costs about one full pass on either side);
+with `one_pass=True` the encoder gets every step's conditionals from ONE forward pass (`_run_armd`)
+and the decoder must then run the K full passes that reproduce that pass's arithmetic.
 
 File: magic "ARDMZ", the format version (a byte), the first 16 bytes of the denoiser's sha256,
 then LEB128 varints: input bytes, tokens, block length, budget, 32-bit words; the plan (a byte: 0 =
-equal steps, 1 = the step sizes of a full block follow as varints; a shorter last block scales
-those boundaries); then the words. About 30 bytes in all before the words.
+equal steps (ARMD: one-pass encoding), 1 = the step sizes of a full block follow as varints; a
+shorter last block scales those boundaries, 2 = ARMD's equal strided steps coded with the cache);
+then the words. About 30 bytes in all before the words.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import numpy as np
 import torch
 
 from ardm.core.denoiser import Denoiser
+from ardm.core.kv_cache import KVCache
 from ardm.errors import ArdmError
 from ardm.generation.planner import step_boundaries
 
 MAGIC = b"ARDMZ"
+EQUAL, PLANNED, ARMD_CACHED = 0, 1, 2  # the plan byte
 FORMAT_VERSION = 2
 SHA_BYTES = 16  # a 128-bit prefix of the model's sha256: enough to tell checkpoints apart
 
@@ -134,6 +141,32 @@ def _run_armd(model: Denoiser, n: int, K: int, choose, x: torch.Tensor | None = 
     return z[0]
 
 
+@torch.no_grad()
+def _run_armd_cached(model: Denoiser, n: int, K: int, choose) -> torch.Tensor:
+    """An ARMD block in K strided steps with strided generation's cache (SPEC §5.3): step k feeds the
+    content of step k - 1's tokens (kept in the cache) and asks step k's queries, about 2n / K
+    tokens a call and 2n in all. The encoder's `choose` returns the known tokens, the decoder's
+    decodes them: the same calls on the same inputs and shapes, so bit-identical probabilities
+    (not those of `_run_armd`'s one pass, which sums in another order)."""
+    K = min(K, n)
+    beta = torch.arange(n) % K + 1
+    z = torch.full((1, n), model.cfg.vocab_size, dtype=torch.long)
+    cache, prev = KVCache(), torch.zeros(0, dtype=torch.long)
+    for k in range(1, K + 1):
+        pos = (beta == k).nonzero().flatten()
+        logits, _ = model.forward_armd_cached(  # type: ignore[attr-defined]
+            z[:, prev], prev, beta[prev][None].float(), pos, beta[pos][None].float(), cache)
+        probs = logits[0].double().softmax(-1).numpy()
+        z[0, pos] = torch.as_tensor(np.asarray(choose(k - 1, probs, pos), dtype=np.int64))
+        prev = pos
+    return z[0]
+
+
+def _run_armd_block(model: Denoiser, n: int, K: int, choose, cached: bool, x: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    return _run_armd_cached(model, n, K, choose) if cached else _run_armd(model, n, K, choose, x)
+
+
 @dataclass
 class CompressionStats:
     tokens: int
@@ -162,10 +195,13 @@ def _block_bounds(full: list[int], n: int) -> list[int]:
     return full if n == full[-1] else scale_boundaries(full, n)
 
 
-def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tuple[bytes, CompressionStats]:
+def compress(data: bytes, loaded, budget: int = 0, loss_components=None, one_pass: bool = False
+             ) -> tuple[bytes, CompressionStats]:
     """Compress UTF-8 bytes with a loaded checkpoint (`ardm.load`). budget 0 = one token per step.
     loss_components (l_t for the checkpoint's sequence length, `ardm plan --save`): follow the
-    budget planner's steps instead of equal ones."""
+    budget planner's steps instead of equal ones. one_pass (ARMD checkpoints): encode each block
+    from one forward pass, the fastest encoder, whose decoder then runs K full passes (default: the
+    cached steps on both sides)."""
     import constriction
 
     model, tok = loaded.model, loaded.tokenizer
@@ -186,6 +222,9 @@ def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tupl
     if armd and loss_components is not None:
         raise ArdmError("an armd checkpoint codes strided steps (beta = i mod K + 1): --plan is for "
                         "order-agnostic denoisers")
+    if one_pass and not armd:
+        raise ArdmError("one-pass encoding is for armd checkpoints (their one pass gives every step's "
+                        f"conditionals); this one is {model.cfg.attention}")
     if loss_components is not None and len(loss_components) != L:
         raise ArdmError(f"the plan's loss components cover {len(loss_components)} positions, this "
                         f"checkpoint's blocks have {L}: measure them with `ardm plan --save` on it")
@@ -207,8 +246,8 @@ def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tupl
                 steps.append((sym, probs))
                 return sym
 
-            if armd:  # one forward pass codes the block
-                _run_armd(model, len(x), budget, known, x.clone())
+            if armd:
+                _run_armd_block(model, len(x), budget, known, not one_pass, x.clone())
             else:
                 _run_block(model, bounds, b, known)
             for sym, probs in reversed(steps):  # ANS is a stack: last step first
@@ -217,7 +256,10 @@ def compress(data: bytes, loaded, budget: int = 0, loss_components=None) -> tupl
     words = coder.get_compressed()
     header = (bytes([FORMAT_VERSION]) + bytes.fromhex(_model_sha(loaded))[:SHA_BYTES]
               + _varints([len(data), len(ids), L, budget, int(len(words))]))
-    plan = b"\x00" if loss_components is None else b"\x01" + _varints(list(np.diff(full).tolist()))
+    if loss_components is not None:
+        plan = bytes([PLANNED]) + _varints(list(np.diff(full).tolist()))
+    else:
+        plan = bytes([ARMD_CACHED if armd and not one_pass else EQUAL])
     payload = np.asarray(words, dtype="<u4").tobytes()
     out = MAGIC + header + plan + payload
     return out, CompressionStats(len(ids), len(text), len(data), len(payload), nll_bits)
@@ -246,9 +288,14 @@ def decompress(blob: bytes, loaded) -> bytes:
     n_bytes, n_tokens, L, budget, n_words = fields
     if at >= len(blob):
         raise ArdmError("compressed file is truncated (no plan)")
-    if not 1 <= budget <= L or blob[at] not in (0, 1):
+    armd = loaded.model.cfg.attention == "armd"
+    if not 1 <= budget <= L or blob[at] not in (EQUAL, PLANNED, ARMD_CACHED):
         raise ArdmError("compressed file is damaged (header)")
-    if blob[at] == 0:
+    cached = blob[at] == ARMD_CACHED
+    if cached and not armd:
+        raise ArdmError("this file was coded with an armd model's cached steps; this checkpoint is "
+                        f"{loaded.model.cfg.attention}")
+    if blob[at] != PLANNED:
         full, at = step_boundaries(L, budget), at + 1
     else:
         sizes, at = _read_plan(blob, at + 1, budget, L)
@@ -263,8 +310,9 @@ def decompress(blob: bytes, loaded) -> bytes:
         for b in range(math.ceil(n_tokens / L)):
             n = min(L, n_tokens - b * L)
             bounds = _block_bounds(full, n)
-            if loaded.model.cfg.attention == "armd":
-                block = _run_armd(loaded.model, n, budget, lambda k, probs, pos: coder.decode(cat, probs))
+            if armd:
+                block = _run_armd_block(loaded.model, n, budget,
+                                        lambda k, probs, pos: coder.decode(cat, probs), cached)
             else:
                 block = _run_block(loaded.model, bounds, b, lambda k, probs: coder.decode(cat, probs))
             ids += block.tolist()
