@@ -29,6 +29,7 @@ def _check(cond: bool, msg: str) -> None:
 
 
 ATTENTIONS = ("bidirectional", "causal", "block_causal", "armd")
+SUDOKU_LEN = 82  # a Sudoku record: "\n" then 81 cells, row-major
 
 
 @dataclass
@@ -47,6 +48,8 @@ class ModelConfig:
     time_conditioning: str = "per_token"  # "per_token" | "none" (time-agnostic, SPEC §1)
     abs_pos: bool = False  # add a learned absolute position embedding to RoPE (fixed layouts: Sudoku)
     shift: bool = False  # logits of position i read at hidden state i - 1 (AR-adapted denoisers, §11.5)
+    peer_heads: int = 0  # Sudoku: this many heads per layer attend only to a cell's peers (its row,
+    #                      column and box; records "\n" + 81 cells), the constraint graph (SPEC §8.1)
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"model.vocab_size must be >= 0, got {self.vocab_size}")
@@ -71,6 +74,11 @@ class ModelConfig:
                    "it needs model.time_conditioning='none' and no model.shift")
             _check(self.block_size == 0, f"model.block_size ({self.block_size}) is for "
                    f"model.attention='block_causal' only (this model is {self.attention!r})")
+        _check(0 <= self.peer_heads <= self.n_head,
+               f"model.peer_heads must be in 0..n_head ({self.n_head}), got {self.peer_heads}")
+        _check(not self.peer_heads or (self.attention == "bidirectional" and self.max_len == SUDOKU_LEN),
+               f"model.peer_heads is for bidirectional Sudoku denoisers (max_len {SUDOKU_LEN}: a newline "
+               f"and 81 cells); this one is {self.attention} with max_len {self.max_len}")
         _check(self.time_conditioning in ("per_token", "none"),
                f"model.time_conditioning must be 'per_token' or 'none', got {self.time_conditioning!r}")
 

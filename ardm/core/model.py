@@ -26,6 +26,27 @@ from ardm.core.config import ModelConfig
 from ardm.core.kv_cache import KVCache
 
 
+class Linear(nn.Linear):
+    """nn.Linear (same parameters and state dict) whose inference passes multiply by a cached
+    contiguous transpose of the weight: MKL's x @ W^T with W as stored runs about 1.6-2.7x slower
+    at the 1-32 rows of a cached or batch-1 step than x @ W_t with W_t laid out [in, out]
+    (docs/speed.md). The copy is remade whenever the weight changes (in-place updates bump its
+    version; .to() / .half() replace it); with autograd on, the ordinary path runs."""
+
+    _t_key: tuple | None = None
+    _t_weight: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return F.linear(x, self.weight, self.bias)
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        if self._t_key != key:
+            self._t_weight, self._t_key = w.detach().t().contiguous(), key
+        y = x @ self._t_weight
+        return y if self.bias is None else y + self.bias
+
+
 def rope_tables(head_dim: int, max_len: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
     angles = torch.arange(max_len, dtype=torch.float32)[:, None] * inv_freq[None, :]  # [L, hd/2]
@@ -37,6 +58,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     x1, x2 = x[..., 0::2], x[..., 1::2]
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.flatten(-2).type_as(x)
+
+
+def peer_mask(n_head: int, peer_heads: int, length: int = 82) -> torch.Tensor:
+    """[n_head, L, L] bool: the first peer_heads heads let cell i see cell j only if they share a row,
+    column or box (the Sudoku constraint graph, SPEC §8.1; position 0 is the record's newline, seen
+    by and seeing everything); the other heads see everything."""
+    pos = torch.arange(length)
+    cell, off_grid = pos - 1, pos == 0
+    row, col = cell // 9, cell % 9
+    box = (row // 3) * 3 + col // 3
+    peer = ((row[:, None] == row[None]) | (col[:, None] == col[None]) | (box[:, None] == box[None])
+            | off_grid[:, None] | off_grid[None])
+    heads = torch.ones(n_head, length, length, dtype=torch.bool)
+    heads[:peer_heads] = peer
+    return heads
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -51,8 +87,8 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.qkv = Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
 
     def forward(self, x, cos, sin, attn_mask, is_causal, past=None, after=None):
@@ -80,8 +116,8 @@ class SelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, bias=False)
-        self.proj = nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=False)
+        self.fc = Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, bias=False)
+        self.proj = Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x):
         return self.proj(F.gelu(self.fc(x)))
@@ -110,6 +146,7 @@ class TransformerDenoiser(nn.Module):
 
     rope_cos: torch.Tensor  # [max_len, head_dim / 2] buffers
     rope_sin: torch.Tensor
+    peer_mask: torch.Tensor | None
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -120,14 +157,16 @@ class TransformerDenoiser(nn.Module):
         if cfg.abs_pos:  # RoPE sees offsets only; a fixed 2-D layout (Sudoku rows/boxes) needs where
             self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
         if cfg.time_conditioning == "per_token":
-            self.time_mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.SiLU(),
-                                          nn.Linear(cfg.d_model, cfg.d_model))
+            self.time_mlp = nn.Sequential(Linear(cfg.d_model, cfg.d_model), nn.SiLU(),
+                                          Linear(cfg.d_model, cfg.d_model))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head = Linear(cfg.d_model, cfg.vocab_size, bias=False)
         cos, sin = rope_tables(cfg.d_model // cfg.n_head, cfg.max_len)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        peers = peer_mask(cfg.n_head, cfg.peer_heads, cfg.max_len)[None] if cfg.peer_heads else None
+        self.register_buffer("peer_mask", peers, persistent=False)  # [1, H, L, L] (model.peer_heads)
         self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
@@ -189,6 +228,9 @@ class TransformerDenoiser(nn.Module):
         attn_mask = None if self.attn_allow is None else self.attn_allow[:L, :L]
         if self.cfg.attention == "block_causal":
             attn_mask = self.block_mask(pos, pos)
+        if self.peer_mask is not None:
+            peers = self.peer_mask[..., :L, :L]
+            attn_mask = peers if attn_mask is None else peers & attn_mask
         if pad_mask is not None:
             keys = pad_mask[:, None, None, :].to(torch.bool)  # [B, 1, 1, L] keys
             attn_mask = keys if attn_mask is None else keys & attn_mask
@@ -231,6 +273,8 @@ class TransformerDenoiser(nn.Module):
                         ) -> tuple[torch.Tensor, torch.Tensor, KVCache]:
         """A bidirectional pass that also returns every position's keys/values (the refresh of the
         approximate cache below)."""
+        if self.peer_mask is not None:
+            raise ValueError("the approximate cache reads every position: not for peer-attention models")
         L = tokens.shape[1]
         pos = torch.arange(L, device=tokens.device)
         h, kvs = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False)

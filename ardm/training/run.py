@@ -208,6 +208,7 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
     """Load a checkpoint's weights into a fresh run (--init-from); its config record for the metadata."""
     ckpt = read_checkpoint(path)
     mine, theirs = run.cfg.to_dict()["model"], ckpt.config.to_dict()["model"]
+    theirs["peer_heads"] = mine["peer_heads"]  # a mask, not weights: a fine-tune may restrict heads
     diff = config_diff({"model": theirs}, {"model": mine})
     if diff:
         raise ArdmError(f"--init-from {path}: its model differs from this run's: {'; '.join(diff)}")

@@ -7,6 +7,7 @@ import torch
 
 from ardm.core.config import ModelConfig
 from ardm.core.model import TransformerDenoiser, apply_rope, rope_tables, timestep_embedding
+from ardm.errors import ArdmError
 
 V = 11
 
@@ -262,3 +263,48 @@ def test_absolute_positions_break_shift_invariance_only_when_asked():
     logits, _ = with_pos(x)
     assert not torch.allclose(logits[0, 0], logits[0, 5], atol=1e-5)
     assert with_pos.num_params() == plain.num_params()  # the position table counts as embedding
+
+
+def test_inference_linear_matches_and_follows_weight_updates():
+    from ardm.core.model import Linear
+
+    torch.manual_seed(0)
+    lin, x = Linear(8, 5), torch.randn(3, 8)
+    with torch.no_grad():
+        assert torch.allclose(lin(x), torch.nn.functional.linear(x, lin.weight, lin.bias), atol=1e-6)
+        lin.weight.mul_(2.0)  # an in-place update (optimizer step): the cached transpose is remade
+        assert torch.allclose(lin(x), torch.nn.functional.linear(x, lin.weight, lin.bias), atol=1e-6)
+        lin.load_state_dict({"weight": torch.zeros(5, 8), "bias": torch.ones(5)})
+        assert torch.equal(lin(x), torch.ones(3, 5))
+    y = lin(x)  # autograd on: the ordinary path, gradients reach the weight
+    y.sum().backward()
+    assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+
+
+def test_peer_heads_see_only_row_column_and_box():
+    from ardm.core.model import peer_mask
+
+    m = peer_mask(4, 2)
+    assert m.shape == (4, 82, 82) and bool(m[2:].all())
+    cell = lambda r, c: 1 + 9 * r + c  # noqa: E731  position of a cell (0 is the newline)
+    assert m[0, cell(0, 0), cell(0, 8)] and m[0, cell(0, 0), cell(8, 0)] and m[0, cell(0, 0), cell(2, 2)]
+    assert not m[0, cell(0, 0), cell(3, 3)] and m[0, cell(4, 4), 0] and m[0, 0, cell(4, 4)]
+    assert int(m[0, cell(4, 4), 1:].sum()) == 21  # 20 peers and itself
+    # one layer whose heads are all peer heads: a cell's output ignores the cells it cannot see
+    torch.manual_seed(0)
+    model = TransformerDenoiser(ModelConfig(vocab_size=10, n_layer=1, n_head=2, d_model=16, max_len=82,
+                                            peer_heads=2)).eval()
+    x = torch.randint(0, 10, (1, 82))
+    y = x.clone()
+    y[0, cell(8, 8)] = (x[0, cell(8, 8)] + 1) % 10
+    a, _ = model(x, torch.full((1, 82), 0.5))
+    b, _ = model(y, torch.full((1, 82), 0.5))
+    assert torch.allclose(a[0, cell(0, 0)], b[0, cell(0, 0)], atol=1e-6)  # not a peer of (8, 8)
+    assert not torch.allclose(a[0, cell(8, 0)], b[0, cell(8, 0)], atol=1e-6)  # same row
+
+
+def test_peer_heads_need_a_sudoku_denoiser():
+    with pytest.raises(ArdmError, match="peer_heads"):
+        ModelConfig(vocab_size=10, max_len=256, peer_heads=2)
+    with pytest.raises(ArdmError, match="peer_heads must be in"):
+        ModelConfig(vocab_size=10, max_len=82, peer_heads=5)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ardm.cli import main
+from ardm.core.checkpoint import load
 from ardm.core.config import DataConfig
 from ardm.core.objectives import DiffusionObjective
 from ardm.core.tokenizer import CharTokenizer
@@ -353,3 +354,20 @@ def test_loop_options_of_a_spec_reach_the_loop(pairs):
     assert all(a.solved for a in attempts)
     with pytest.raises(ArdmError, match="exact KV cache"):
         solve_batch(oracle(solutions), TOK, make_sampler("llada"), puzzles, 80, loop={"cache": "exact"})
+
+
+def test_a_sudoku_model_fine_tunes_into_peer_heads_and_solves(tiny_sudoku, tmp_path, pairs):
+    """--init-from may restrict heads to the constraint graph (model.peer_heads: a mask, same weights);
+    the fine-tuned model keeps it in its config and solves through the same loop."""
+    cfg = get_recipe("sudoku")
+    cfg.data.path = "sudoku:40"
+    cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model, cfg.model.peer_heads = 1, 2, 16, 1
+    t = cfg.train
+    t.batch_size, t.max_steps, t.warmup_steps = 4, 2, 1
+    t.eval_interval, t.ckpt_interval, t.eval_batches = 100, 2, 1
+    train(cfg, tmp_path / "peer", progress=False, init_from=tiny_sudoku / "sudoku")
+    loaded = load(tmp_path / "peer")
+    assert loaded.model.cfg.peer_heads == 1 and loaded.model.peer_mask is not None
+    puzzle, _ = pairs[0]
+    (attempt,), _ = solve_batch(loaded.model, loaded.tokenizer, make_sampler("llada"), [puzzle], 81)
+    assert all(g == p for g, p in zip(attempt.grid, puzzle) if p)  # the givens are kept
