@@ -41,7 +41,7 @@ class Linear(nn.Linear):
             return F.linear(x, self.weight, self.bias)
         w = self.weight
         key = (w.data_ptr(), w._version, w.dtype, w.device)
-        if self._t_key != key:
+        if self._t_key != key or self._t_weight is None:
             self._t_weight, self._t_key = w.detach().t().contiguous(), key
         y = x @ self._t_weight
         return y if self.bias is None else y + self.bias
