@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ardm.core.checkpoint import Loaded, atomic_write_text, git_commit, load
-from ardm.data.sudoku_puzzles import format_grid, make_puzzles, read_puzzles, write_puzzles
+from ardm.data.sudoku_puzzles import format_grid, make_puzzles, read_puzzles, search_nodes, write_puzzles
 from ardm.errors import ArdmError
 from ardm.generation.gate.calibration import calibrate
 from ardm.generation.registry import SAMPLERS
@@ -108,6 +108,15 @@ def givens_strata(records: list[dict], pairs) -> list[dict[str, Any]]:
     return out
 
 
+def logic_strata(records: list[dict], pairs) -> list[dict[str, Any]]:
+    """The solve summary split by what a puzzle needs: "singles" (naked and hidden singles settle every
+    cell, no guess: `search_nodes` = 0) or "search" (at least one guess). A sampler that propagates
+    constraints perfectly solves every "singles" puzzle; only revision or luck solves "search" ones."""
+    needs = ["search" if search_nodes(p) else "singles" for p, _ in pairs]
+    return [{"logic": kind, **solve_summary([r for r, n in zip(records, needs, strict=True) if n == kind])}
+            for kind in ("singles", "search") if kind in needs]
+
+
 def puzzle_set(name: str, cfg: BenchConfig, out: Path):
     """The `name` set: read from cfg.puzzles_dir when it holds one of at least cfg.num puzzles, else
     generated deterministically (and saved there for the next bench); always copied beside results."""
@@ -162,6 +171,7 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
         records, sel = attempt_all(loaded, spec, sets[name], K, cfg, trace=spec.name != "ar")
         results["runs"].append({"label": spec.label, "sampler": spec.name, "set": name, "nfe_budget": K,
                                 **solve_summary(records), "by_givens": givens_strata(records, sets[name]),
+                                "by_logic": logic_strata(records, sets[name]),
                                 "selectivity": sel,
                                 "wall_time_s": round(time.perf_counter() - t0, 2), "attempts": records})
         # written after every run, so a long bench that is stopped keeps what it measured

@@ -48,6 +48,18 @@ def strata_table(results: dict) -> list[str]:
     return rows if len(rows) > 2 else []
 
 
+def logic_table(results: dict) -> list[str]:
+    """Solve rate on puzzles that naked and hidden singles settle vs those that need a guess."""
+    rows = ["| set | NFE budget | sampler | singles suffice | needs search |", "|---|---|---|---|---|"]
+    for r in results["runs"]:
+        cells = {b["logic"]: b for b in r.get("by_logic") or []}
+        if cells:
+            row = [f"{100 * cells[k]['solve_rate']:.0f}% ({cells[k]['solved']}/{cells[k]['puzzles']})"
+                   if k in cells else "-" for k in ("singles", "search")]
+            rows.append(f"| {r['set']} | {r['nfe_budget']} | {r['label']} | " + " | ".join(row) + " |")
+    return rows if len(rows) > 2 else []
+
+
 def _bands(results: dict) -> list[tuple[int, int]]:
     return sorted({tuple(b["givens"]) for r in results["runs"] for b in r.get("by_givens") or []})
 
@@ -96,6 +108,10 @@ def write_bench_report(results: dict, out: Path) -> None:
     strata = strata_table(results)
     if strata:
         lines += ["Solve rate by number of givens:", "", *strata, ""]
+    logic = logic_table(results)
+    if logic:
+        lines += ["Solve rate by what the puzzle needs (naked and hidden singles alone, or a guess):", "",
+                  *logic, ""]
     if results["skipped"]:
         lines += ["Not run: " + "; ".join(f"{s['label']} at NFE {s['nfe_budget']} ({s['set']})"
                                           for s in results["skipped"][:12]), ""]

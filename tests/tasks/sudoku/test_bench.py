@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from ardm.data.sudoku_puzzles import make_puzzles, read_puzzles, write_puzzles
+from ardm.data.sudoku_puzzles import make_puzzles, parse_grid, read_puzzles, solve, write_puzzles
 from ardm.errors import ArdmError
-from ardm.tasks.sudoku.bench import BenchConfig, givens_strata, puzzle_set
-from ardm.tasks.sudoku.report import strata_table
+from ardm.tasks.sudoku.bench import BenchConfig, givens_strata, logic_strata, puzzle_set
+from ardm.tasks.sudoku.report import logic_table, strata_table
 
 
 def test_a_puzzles_dir_is_filled_once_and_then_reused(tmp_path):
@@ -46,3 +46,13 @@ def test_hard_results_are_stratified_by_givens():
     table = strata_table({"runs": [{"set": "hard", "nfe_budget": 81, "label": "gate", "by_givens": bands}]})
     assert table[0].startswith("| set | NFE budget | sampler | 20-21 givens")
     assert table[-1] == "| hard | 81 | gate | 50% (1/2) | 100% (1/1) | 50% (1/2) |"
+
+
+def test_results_are_split_by_whether_singles_suffice():
+    inkala = parse_grid("8..........36......7..9.2...5...7.......457.....1...3...1....68..85...1..9....4..")
+    pairs = [*make_puzzles(2, 40, seed=0), (inkala, solve(inkala)[0])]  # easy ones need no guess
+    records = [{"solved": s, "violations": 0, "nfe": 81} for s in (True, False, True)]
+    strata = logic_strata(records, pairs)
+    assert [(b["logic"], b["solved"], b["puzzles"]) for b in strata] == [("singles", 1, 2), ("search", 1, 1)]
+    table = logic_table({"runs": [{"set": "hard", "nfe_budget": 81, "label": "llada", "by_logic": strata}]})
+    assert table[-1] == "| hard | 81 | llada | 50% (1/2) | 100% (1/1) |"
