@@ -27,7 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--init-from", metavar="CKPT",
                    help="start from this checkpoint's weights (fine-tuning: same model config and "
-                        "tokenizer; optimizer, LR schedule and step count start afresh)")
+                        "tokenizer, except a larger model.n_layer, which grows the model with new "
+                        "blocks that start as identities, and model.peer_heads; optimizer, LR "
+                        "schedule and step count start afresh)")
     p.add_argument("--init-from-ar", metavar="CKPT",
                    help="start a diffusion denoiser from a causal checkpoint of the same shape "
                         "(AR-to-diffusion adaptation, SPEC §11.5; train.init_from_ar)")

@@ -90,3 +90,26 @@ def load_ar_weights(path: str | os.PathLike, cfg, tokenizer, *models) -> dict[st
     return {"path": str(ckpt.path), "model_sha256": ckpt.files[MODEL_FILE]["sha256"],
             "step": ckpt.meta.get("step"), "git_commit": ckpt.meta.get("git_commit"),
             "elapsed_s": ckpt.meta.get("elapsed_s"), "kind": "ar"}
+
+
+def grow_depth(weights: dict[str, torch.Tensor], old_layers: int, new_layers: int) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights for a deeper model of the same width, computing the SAME function
+    (function-preserving depth growth, as Net2Net's identity layers): new block i copies old block
+    floor(i * old / new); where that old block is already placed, the copy is a NEW block whose two
+    output projections (attention and MLP) are zero, so its residual branch adds nothing until
+    training moves it. New blocks thus sit evenly between the old ones (6 -> 8: after old 0 and 3).
+    Their other weights start from the copied block's, so their first gradients are informative."""
+    if not 0 < old_layers <= new_layers:
+        raise ArdmError(f"depth growth goes from fewer to more layers, got {old_layers} -> {new_layers}")
+    out = {k: v for k, v in weights.items() if not k.startswith("blocks.")}
+    placed = -1
+    for i in range(new_layers):
+        src = i * old_layers // new_layers
+        for key, value in weights.items():
+            prefix = f"blocks.{src}."
+            if key.startswith(prefix):
+                name = key[len(prefix):]
+                fresh = src == placed and name in ("attn.proj.weight", "mlp.proj.weight")
+                out[f"blocks.{i}.{name}"] = torch.zeros_like(value) if fresh else value.clone()
+        placed = src
+    return out

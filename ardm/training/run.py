@@ -36,7 +36,7 @@ from ardm.data.parallel import Truncation, pair_records
 from ardm.data.sources import load_corpus
 from ardm.data.tokens import BlockSampler, encode, train_tokenizer
 from ardm.errors import ArdmError
-from ardm.training.adaptation import load_ar_weights
+from ardm.training.adaptation import grow_depth, load_ar_weights
 from ardm.training.distributed import Distributed
 
 # Changing these on --resume does not change what is being trained, only how long or how it is logged.
@@ -209,17 +209,21 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
     ckpt = read_checkpoint(path)
     mine, theirs = run.cfg.to_dict()["model"], ckpt.config.to_dict()["model"]
     theirs["peer_heads"] = mine["peer_heads"]  # a mask, not weights: a fine-tune may restrict heads
+    old_layers = theirs["n_layer"]
+    if mine["n_layer"] > old_layers:  # a deeper fine-tune: function-preserving growth (grow_depth)
+        theirs["n_layer"] = mine["n_layer"]
     diff = config_diff({"model": theirs}, {"model": mine})
     if diff:
         raise ArdmError(f"--init-from {path}: its model differs from this run's: {'; '.join(diff)}")
     if load_tokenizer(ckpt).to_json() != run.tokenizer.to_json():
         raise ArdmError(f"--init-from {path}: its tokenizer differs from the one built for this corpus")
-    weights = read_weights(ckpt)
+    weights = grow_depth(read_weights(ckpt), old_layers, mine["n_layer"])
     for m in (run.model, run.ema):
         if m is not None:
             m.load_state_dict(weights)
     return {"path": str(ckpt.path), "model_sha256": ckpt.files[MODEL_FILE]["sha256"],
-            "step": ckpt.meta.get("step"), "git_commit": ckpt.meta.get("git_commit")}
+            "step": ckpt.meta.get("step"), "git_commit": ckpt.meta.get("git_commit"),
+            **({"grown_from_layers": old_layers} if mine["n_layer"] > old_layers else {})}
 
 
 def restore(run: Run, state: dict | None, init_from: str | os.PathLike | None) -> None:

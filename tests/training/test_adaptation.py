@@ -10,7 +10,13 @@ import torch
 from ardm.core.checkpoint import load, read_checkpoint
 from ardm.core.model import TransformerDenoiser
 from ardm.errors import ArdmError
-from ardm.training.adaptation import anneal_mask, anneal_ratio, load_ar_weights, set_annealed_attention
+from ardm.training.adaptation import (
+    anneal_mask,
+    anneal_ratio,
+    grow_depth,
+    load_ar_weights,
+    set_annealed_attention,
+)
 from ardm.training.loop import train
 from tests.conftest import tiny_config
 
@@ -135,3 +141,32 @@ def test_cli_adapts_with_epsilon_hybrid_noise_and_refuses_a_denoiser(capsys, tmp
                        "--max-steps", "2", "--init-from-ar", str(tmp_path / "d"))
     assert_clear_error(code, err, "not a causal")
     assert not (tmp_path / "e").exists()
+
+
+def test_grown_depth_computes_the_same_function_and_places_new_blocks_between_old_ones():
+    cfg = dataclasses.replace(tiny_config().model, n_layer=3, vocab_size=11)
+    small = TransformerDenoiser(cfg).eval()
+    weights = small.state_dict()
+    grown = grow_depth(weights, 3, 5)  # src = 0, 0, 1, 1, 2: blocks 1 and 3 are new
+    deep = TransformerDenoiser(dataclasses.replace(cfg, n_layer=5)).eval()
+    deep.load_state_dict(grown)
+    x, t = torch.randint(0, cfg.vocab_size, (2, 12)), torch.rand(2, 12)
+    with torch.no_grad():
+        assert torch.allclose(small(x, t)[0], deep(x, t)[0], atol=1e-6)  # (logits, hidden)
+    assert not grown["blocks.1.mlp.proj.weight"].any() and not grown["blocks.3.attn.proj.weight"].any()
+    assert torch.equal(grown["blocks.4.mlp.proj.weight"], weights["blocks.2.mlp.proj.weight"])
+    assert torch.equal(grown["blocks.1.attn.qkv.weight"], weights["blocks.0.attn.qkv.weight"])
+    with pytest.raises(ArdmError, match="fewer to more"):
+        grow_depth(weights, 3, 2)
+
+
+def test_init_from_a_shallower_checkpoint_grows_it_and_records_the_growth(tmp_path):
+    train(tiny_config(steps=2), tmp_path / "small", progress=False)
+    cfg = tiny_config(steps=2)
+    cfg.model.n_layer = 2
+    train(cfg, tmp_path / "deep", progress=False, init_from=tmp_path / "small")
+    meta = read_checkpoint(tmp_path / "deep").meta
+    assert meta["init_from"]["grown_from_layers"] == 1 and load(tmp_path / "deep").model.cfg.n_layer == 2
+    cfg.model.d_model = 32  # width is not grown: one clear refusal
+    with pytest.raises(ArdmError, match="d_model"):
+        train(cfg, tmp_path / "wide", progress=False, init_from=tmp_path / "small")
