@@ -40,7 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group(
         "long-horizon stage", "after the supervised stage (or on --from-gate), fine-tune the gate by a "
-        "policy gradient whose reward is the final sample's log-likelihood per token under --reference "
+        "policy gradient whose reward is the final sample's log-likelihood per token under --reference, "
+        "or, for a Sudoku denoiser with --puzzles, whether the final grid is solved "
         "(ardm.generation.gate.policy); needs Bernoulli decisions (mode=remdm, or mask=bernoulli)")
     g.add_argument("--policy-steps", type=int, default=0, help="policy-gradient updates (0: no such stage)")
     g.add_argument("--reference", help="causal (AR) checkpoint that scores the final samples")
@@ -53,6 +54,11 @@ def add_parser(sub) -> None:
     g.add_argument("--entropy-weight", type=float, default=0.0,
                    help="reward += this x the sample's unigram entropy (nats)")
     g.add_argument("--prompt", default="\n", help="the rollouts' prompt (as in `ardm compare`)")
+    g.add_argument("--puzzles", metavar="FILE",
+                   help="Sudoku: puzzles to solve (a file `ardm sudoku generate` writes; not the ones you "
+                        "bench on); the first --policy-batch validate, the reward is exact correctness")
+    g.add_argument("--policy-group", type=int, default=0,
+                   help="rollouts per prompt or puzzle sharing a leave-one-out baseline (0: the whole batch)")
 
 
 def run(args) -> int:
@@ -62,8 +68,11 @@ def run(args) -> int:
 
     if (args.from_gate or args.reference) and args.policy_steps < 1:
         raise ArdmError("--from-gate and --reference belong to the long-horizon stage: add --policy-steps N")
-    if args.policy_steps and not args.reference:
-        raise ArdmError("--policy-steps needs --reference AR_CHECKPOINT (it scores the final samples)")
+    if args.policy_steps and not (args.reference or args.puzzles):
+        raise ArdmError("--policy-steps needs --reference AR_CHECKPOINT (it scores the final samples) "
+                        "or, for Sudoku, --puzzles FILE")
+    if args.reference and args.puzzles:
+        raise ArdmError("--reference scores text, --puzzles Sudoku grids: give one of them")
     if args.from_gate:
         return _policy_stage(args, args.from_gate)
 
@@ -92,18 +101,36 @@ def _policy_stage(args, gate: str) -> int:
     from ardm.generation.gate.policy import PolicyConfig, finetune_gate
     from ardm.generation.gate.store import GATE_DIR
 
-    cfg = PolicyConfig(steps=args.policy_steps, batch_size=args.policy_batch, length=args.policy_length,
+    cfg = PolicyConfig(steps=args.policy_steps, batch_size=args.policy_batch,
+                       length=81 if args.puzzles else args.policy_length, group=args.policy_group,
+                       val_batch=args.policy_batch if args.puzzles else 32,
                        sampler_steps=args.sampler_steps, lr=args.policy_lr, seed=args.seed)
     ckpt = read_checkpoint(args.checkpoint, verify=False)
     tok = load_tokenizer(ckpt)
     device = str(resolve_device(args.device))  # the same device for the denoiser and the reference
-    reward = reference_reward(args.reference, tok, args.prompt, entropy_weight=args.entropy_weight,
-                              device=device)
+    givens = None
+    if args.puzzles:
+        givens, reward = _sudoku_episodes(args, tok, cfg)
+        args.prompt = "\n"  # a Sudoku record starts with a newline
+    else:
+        reward = reference_reward(args.reference, tok, args.prompt, entropy_weight=args.entropy_weight,
+                                  device=device)
     out = args.out or str(ckpt.path / GATE_DIR)
     prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
-    result = finetune_gate(args.checkpoint, gate, reward, cfg, out=out, prompt=prompt, device=device,
-                           progress=not args.no_progress)
+    result = finetune_gate(args.checkpoint, gate, reward, cfg, out=out, prompt=prompt, givens=givens,
+                           device=device, progress=not args.no_progress)
     for when in ("initial", "final"):
         print(f"policy {when:8s} " + "  ".join(f"{k} {v:.4f}" for k, v in result[when].items()))
     print(f"gate (policy stage, {cfg.steps} updates, {result['elapsed_s']:.1f} s): {result['out']}")
     return 0
+
+
+def _sudoku_episodes(args, tok, cfg):
+    from ardm.data.sudoku_puzzles import read_puzzles
+    from ardm.errors import ArdmError
+    from ardm.tasks.sudoku.gate_policy import sudoku_episodes
+
+    entries, errors = read_puzzles(args.puzzles)
+    if errors:
+        raise ArdmError(f"{args.puzzles}: line {errors[0].line}: {errors[0].message}")
+    return sudoku_episodes(tok, [e.puzzle for e in entries], cfg.group, held_out=cfg.val_batch)

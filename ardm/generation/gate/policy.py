@@ -37,6 +37,9 @@ VAL_SEED = 1_000_000  # validation rollouts use seeds VAL_SEED.. (never the trai
 
 # tokens [B, L] -> {"reward": [B], other per-sample metrics [B] to log}
 Reward = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+# (seed, batch) -> the rollouts' given tokens [B, L] (-1 where free; generate's `given`), or None for
+# prompt-only rollouts (text). Sudoku: `group` rollouts of each of batch / group puzzles.
+Givens = Callable[[int, int], "torch.Tensor | None"]
 
 
 @dataclass
@@ -94,12 +97,16 @@ def decision_log_prob(sampler: GateSampler, decisions: list[Decision]) -> torch.
     return total
 
 
-def rloo_advantage(reward: torch.Tensor) -> torch.Tensor:
-    """R_b minus the mean of the other rows' rewards (leave-one-out baseline). [B]"""
+def rloo_advantage(reward: torch.Tensor, group: int = 0) -> torch.Tensor:
+    """R_b minus the mean of the other rewards of its group (leave-one-out baseline, GRPO-style over
+    the k rollouts of one prompt or puzzle): consecutive groups of `group` rows; 0 = one group. [B]"""
     B = reward.shape[0]
-    if B < 2:
-        raise ArdmError("the policy-gradient stage needs a batch of at least 2 rollouts (RLOO baseline)")
-    return reward - (reward.sum() - reward) / (B - 1)
+    k = group or B
+    if k < 2 or B % k:
+        raise ArdmError(f"the policy-gradient stage needs groups of at least 2 rollouts that divide the "
+                        f"batch (RLOO baseline); got batch {B}, group {k}")
+    r = reward.view(B // k, k)
+    return (r - (r.sum(1, keepdim=True) - r) / (k - 1)).reshape(B)
 
 
 @dataclass
@@ -114,6 +121,7 @@ class PolicyConfig:
     seed: int = 0
     eval_interval: int = 10
     val_batch: int = 32
+    group: int = 0  # RLOO groups: rollouts of one prompt / puzzle in a row (0: the whole batch)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "length", "sampler_steps", "eval_interval", "val_batch"):
@@ -121,23 +129,26 @@ class PolicyConfig:
                 raise ArdmError(f"policy {name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise ArdmError("policy batch-size must be >= 2 (the leave-one-out baseline)")
+        if self.group and (self.group < 2 or self.batch_size % self.group):
+            raise ArdmError(f"policy group must be >= 2 and divide the batch ({self.batch_size}), got {self.group}")
         if not (self.lr > 0 and self.temperature > 0 and self.grad_clip > 0):
             raise ArdmError("policy lr, temperature and grad-clip must be > 0")
 
 
 def _rollouts(model: Denoiser, sampler: RecordingGate, cfg: PolicyConfig, prompt: torch.Tensor, batch: int,
-              seed: int):
+              seed: int, givens: Givens | None = None):
     sampler.decisions = []
+    given = None if givens is None else givens(seed, batch)
     return generate(model, sampler, length=len(prompt) + cfg.length, steps=cfg.sampler_steps, batch=batch,
-                    prompt=prompt, seed=seed, temperature=cfg.temperature)
+                    prompt=prompt, seed=seed, temperature=cfg.temperature, given=given)
 
 
 def _validate(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: PolicyConfig,
-              prompt: torch.Tensor) -> dict[str, float]:
+              prompt: torch.Tensor, givens: Givens | None = None) -> dict[str, float]:
     """Mean of every reward metric over fixed-seed rollouts (the same at every validation)."""
     trainable_scorer(sampler).eval()
     with torch.no_grad():
-        g = _rollouts(model, sampler, cfg, prompt, cfg.val_batch, VAL_SEED)
+        g = _rollouts(model, sampler, cfg, prompt, cfg.val_batch, VAL_SEED, givens)
         metrics = reward(g.tokens)
     sampler.decisions = []
     picked = sum(g.overwrites_selected) / max(1, cfg.val_batch)
@@ -146,26 +157,27 @@ def _validate(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: Poli
 
 
 def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: PolicyConfig,
-                 prompt: torch.Tensor, *, log: Callable[[dict], None] = lambda _: None,
-                 progress: bool = True) -> dict:
+                 prompt: torch.Tensor, *, givens: Givens | None = None,
+                 log: Callable[[dict], None] = lambda _: None, progress: bool = True) -> dict:
     """Fine-tune sampler.scorer (in place) by REINFORCE with a leave-one-out baseline; the denoiser
-    stays frozen. Returns {"initial": val metrics, "final": val metrics, "elapsed_s"}."""
+    stays frozen. `givens`: fixed tokens per rollout (Sudoku puzzles). Returns {"initial": val metrics,
+    "final": val metrics, "elapsed_s"}."""
     from tqdm import tqdm
 
     check_policy_options(sampler)
     net = trainable_scorer(sampler)
     start = time.perf_counter()
     optim = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    initial = _validate(model, sampler, reward, cfg, prompt)
+    initial = _validate(model, sampler, reward, cfg, prompt, givens)
     log({"step": 0, "split": "val", **initial})
     final = initial
     bar = tqdm(range(1, cfg.steps + 1), desc="train-gate policy", disable=not progress, dynamic_ncols=True)
     for step in bar:
         net.eval()
         with torch.no_grad():
-            g = _rollouts(model, sampler, cfg, prompt, cfg.batch_size, cfg.seed + step * cfg.batch_size)
+            g = _rollouts(model, sampler, cfg, prompt, cfg.batch_size, cfg.seed + step * cfg.batch_size, givens)
             metrics = reward(g.tokens)
-        adv = rloo_advantage(metrics["reward"].double())
+        adv = rloo_advantage(metrics["reward"].double(), cfg.group)
         net.train()
         logp = decision_log_prob(sampler, sampler.decisions)
         loss = -(adv * logp).mean() / cfg.length
@@ -181,14 +193,15 @@ def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: P
              **{k: round(float(v.double().mean()), 6) for k, v in metrics.items()},
              "elapsed_s": round(time.perf_counter() - start, 2)})
         if step % cfg.eval_interval == 0 or step == cfg.steps:
-            final = _validate(model, sampler, reward, cfg, prompt)
+            final = _validate(model, sampler, reward, cfg, prompt, givens)
             log({"step": step, "split": "val", **final})
     net.eval()
     return {"initial": initial, "final": final, "elapsed_s": round(time.perf_counter() - start, 2)}
 
 
 def finetune_gate(checkpoint, gate: str, reward: Reward, cfg: PolicyConfig | None = None, *, out: str,
-                  prompt: torch.Tensor, device: str = "cpu", progress: bool = True) -> dict:
+                  prompt: torch.Tensor, givens: Givens | None = None, device: str = "cpu",
+                  progress: bool = True) -> dict:
     """Load the trained gate in `gate` (keyed to `checkpoint`'s weights), fine-tune it by the policy
     gradient and write it, with its stage history in gate.json and metrics.jsonl, to `out` (atomic).
     `gate` and `out` may be the same folder. Returns the stage summary."""
@@ -214,7 +227,7 @@ def finetune_gate(checkpoint, gate: str, reward: Reward, cfg: PolicyConfig | Non
     sampler = RecordingGate(scorer=trained.scorer.to(dev), stats=trained.stats,
                             **{**trained.options, "gate": "learned"})
     lines: list[str] = []
-    summary = train_policy(model, sampler, reward, cfg, prompt.to(dev), progress=progress,
+    summary = train_policy(model, sampler, reward, cfg, prompt.to(dev), givens=givens, progress=progress,
                            log=lambda rec: lines.append(json.dumps(rec)))
     training = {**trained.doc.get("training", {}), "policy": {**dataclasses.asdict(cfg), **summary}}
     metrics = {**trained.doc.get("metrics", {}), "policy": summary}

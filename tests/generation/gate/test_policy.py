@@ -53,6 +53,15 @@ def test_rloo_advantage_subtracts_the_other_rows_mean():
         rloo_advantage(torch.ones(1))
 
 
+def test_rloo_advantage_by_group_compares_rollouts_of_the_same_prompt_only():
+    r = torch.tensor([1.0, 3.0, 10.0, 10.0], dtype=torch.float64)
+    assert torch.equal(rloo_advantage(r, group=2), torch.tensor([-2.0, 2.0, 0.0, 0.0], dtype=torch.float64))
+    with pytest.raises(ArdmError, match="divide the batch"):
+        rloo_advantage(r, group=3)
+    with pytest.raises(ArdmError, match="group must be"):
+        PolicyConfig(batch_size=8, group=3)
+
+
 def test_the_policy_gradient_moves_the_gate_toward_the_reward():
     """Reward = -(overwrites of the row): REINFORCE must learn to overwrite less."""
     sampler = RecordingGate(scorer=LinearGate(b0=-1.0), prior=False)
