@@ -130,7 +130,8 @@ class PolicyConfig:
         if self.batch_size < 2:
             raise ArdmError("policy batch-size must be >= 2 (the leave-one-out baseline)")
         if self.group and (self.group < 2 or self.batch_size % self.group):
-            raise ArdmError(f"policy group must be >= 2 and divide the batch ({self.batch_size}), got {self.group}")
+            raise ArdmError(f"policy group must be >= 2 and divide the batch ({self.batch_size}), "
+                            f"got {self.group}")
         if not (self.lr > 0 and self.temperature > 0 and self.grad_clip > 0):
             raise ArdmError("policy lr, temperature and grad-clip must be > 0")
 
@@ -175,7 +176,8 @@ def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: P
     for step in bar:
         net.eval()
         with torch.no_grad():
-            g = _rollouts(model, sampler, cfg, prompt, cfg.batch_size, cfg.seed + step * cfg.batch_size, givens)
+            seed = cfg.seed + step * cfg.batch_size
+            g = _rollouts(model, sampler, cfg, prompt, cfg.batch_size, seed, givens)
             metrics = reward(g.tokens)
         adv = rloo_advantage(metrics["reward"].double(), cfg.group)
         net.train()
