@@ -50,6 +50,7 @@ class ModelConfig:
     shift: bool = False  # logits of position i read at hidden state i - 1 (AR-adapted denoisers, §11.5)
     peer_heads: int = 0  # Sudoku: this many heads per layer attend only to a cell's peers (its row,
     #                      column and box; records "\n" + 81 cells), the constraint graph (SPEC §8.1)
+    peer_units: bool = False  # the peer heads see one unit each (row, column, box, all peers, cycling)
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"model.vocab_size must be >= 0, got {self.vocab_size}")
@@ -74,6 +75,7 @@ class ModelConfig:
                    "it needs model.time_conditioning='none' and no model.shift")
             _check(self.block_size == 0, f"model.block_size ({self.block_size}) is for "
                    f"model.attention='block_causal' only (this model is {self.attention!r})")
+        _check(not self.peer_units or self.peer_heads, "model.peer_units needs model.peer_heads > 0")
         _check(0 <= self.peer_heads <= self.n_head,
                f"model.peer_heads must be in 0..n_head ({self.n_head}), got {self.peer_heads}")
         _check(not self.peer_heads or (self.attention == "bidirectional" and self.max_len == SUDOKU_LEN),

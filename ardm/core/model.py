@@ -60,18 +60,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return out.flatten(-2).type_as(x)
 
 
-def peer_mask(n_head: int, peer_heads: int, length: int = 82) -> torch.Tensor:
+def peer_mask(n_head: int, peer_heads: int, length: int = 82, units: bool = False) -> torch.Tensor:
     """[n_head, L, L] bool: the first peer_heads heads let cell i see cell j only if they share a row,
     column or box (the Sudoku constraint graph, SPEC §8.1; position 0 is the record's newline, seen
-    by and seeing everything); the other heads see everything."""
+    by and seeing everything); the other heads see everything. units=True: the peer heads see ONE
+    unit each, cycling row, column, box, all peers, so a head can count where a digit may still go
+    within its unit (a hidden single) without the other units mixed in."""
     pos = torch.arange(length)
     cell, off_grid = pos - 1, pos == 0
     row, col = cell // 9, cell % 9
     box = (row // 3) * 3 + col // 3
-    peer = ((row[:, None] == row[None]) | (col[:, None] == col[None]) | (box[:, None] == box[None])
-            | off_grid[:, None] | off_grid[None])
+    same = [(a[:, None] == a[None]) | off_grid[:, None] | off_grid[None] for a in (row, col, box)]
+    peer = same[0] | same[1] | same[2]
     heads = torch.ones(n_head, length, length, dtype=torch.bool)
-    heads[:peer_heads] = peer
+    for h in range(peer_heads):
+        heads[h] = (same + [peer])[h % 4] if units else peer
     return heads
 
 
@@ -165,7 +168,9 @@ class TransformerDenoiser(nn.Module):
         cos, sin = rope_tables(cfg.d_model // cfg.n_head, cfg.max_len)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        peers = peer_mask(cfg.n_head, cfg.peer_heads, cfg.max_len)[None] if cfg.peer_heads else None
+        peers = None
+        if cfg.peer_heads:
+            peers = peer_mask(cfg.n_head, cfg.peer_heads, cfg.max_len, cfg.peer_units)[None]
         self.register_buffer("peer_mask", peers, persistent=False)  # [1, H, L, L] (model.peer_heads)
         self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
         self.apply(self._init)

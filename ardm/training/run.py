@@ -208,7 +208,8 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
     """Load a checkpoint's weights into a fresh run (--init-from); its config record for the metadata."""
     ckpt = read_checkpoint(path)
     mine, theirs = run.cfg.to_dict()["model"], ckpt.config.to_dict()["model"]
-    theirs["peer_heads"] = mine["peer_heads"]  # a mask, not weights: a fine-tune may restrict heads
+    for mask in ("peer_heads", "peer_units"):  # masks, not weights: a fine-tune may restrict heads
+        theirs[mask] = mine[mask]
     old_layers = theirs["n_layer"]
     if mine["n_layer"] > old_layers:  # a deeper fine-tune: function-preserving growth (grow_depth)
         theirs["n_layer"] = mine["n_layer"]

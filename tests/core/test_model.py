@@ -303,6 +303,21 @@ def test_peer_heads_see_only_row_column_and_box():
     assert not torch.allclose(a[0, cell(8, 0)], b[0, cell(8, 0)], atol=1e-6)  # same row
 
 
+def test_unit_heads_see_one_row_column_or_box_each():
+    from ardm.core.model import peer_mask
+
+    m = peer_mask(4, 4, units=True)
+    cell = lambda r, c: 1 + 9 * r + c  # noqa: E731
+    a = cell(4, 4)
+    assert int(m[0, a, 1:].sum()) == int(m[1, a, 1:].sum()) == int(m[2, a, 1:].sum()) == 9  # its unit
+    assert m[0, a, cell(4, 0)] and not m[0, a, cell(0, 4)]  # row head
+    assert m[1, a, cell(0, 4)] and not m[1, a, cell(4, 0)]  # column head
+    assert m[2, a, cell(3, 5)] and not m[2, a, cell(4, 0)]  # box head
+    assert torch.equal(m[3], peer_mask(4, 1)[0]) and bool(m[:, a, 0].all())  # all peers; the newline
+    with pytest.raises(ArdmError, match="peer_units needs"):
+        ModelConfig(vocab_size=10, max_len=82, peer_units=True)
+
+
 def test_peer_heads_need_a_sudoku_denoiser():
     with pytest.raises(ArdmError, match="peer_heads"):
         ModelConfig(vocab_size=10, max_len=256, peer_heads=2)

@@ -264,8 +264,10 @@ def test_cli_bench_writes_results_plot_and_summary(tiny_sudoku, tmp_path, capsys
     assert "| easy | 4 | mdlm |" in summary
     remdm = next(r for r in res["runs"] if r["label"] == "remdm" and r["nfe_budget"] == 81)["selectivity"]
     assert remdm["overwrites"] == 0 and remdm["remasks"] >= 0 and "remask_precision" in remdm
-    rows = [line for line in summary.splitlines() if line.startswith("| easy |")]
+    main_table = summary.split("| set | NFE budget | sampler | solve rate")[1].split("\n\n")[0]
+    rows = [line for line in main_table.splitlines() if line.startswith("| easy |")]
     assert rows and all(line.count("|") == rows[0].count("|") for line in rows)  # every row has all columns
+    assert "| easy | 81 | gate |" in summary.split("naked and hidden singles alone")[1]  # by logic too
 
 
 @pytest.mark.parametrize("args, message", [
