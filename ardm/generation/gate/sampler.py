@@ -93,11 +93,18 @@ class GateSampler(Sampler):
         return (sigma * visible.sum(1, keepdim=True).double() * w).clamp(max=sigma_max)
 
     def _reveal(self, s: StepState, masked: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """Which n[b] MASKs to reveal: highest q(new) first (LLaDA's confidence), or at random."""
+        """Which n[b] MASKs to reveal: highest q(new) first (LLaDA's confidence), at random, or
+        "sampled": drawn without replacement with probability proportional to q(new)^(1/T) at the
+        run's temperature T (Gumbel-top-n on log q(new) / T, fp64): confidence order at T = 0,
+        between confidence and random above it, so the temperature moves both the values and the order."""
         if self.options.reveal == "random":
             score = s.uniform()
         else:
             score = s.probs().gather(-1, new[..., None])[..., 0]
+            T = s.sampling.temperature
+            if self.options.reveal == "sampled" and T > 0:
+                gumbel = -torch.log(-torch.log(s.uniform().clamp_min(1e-300)))
+                score = score.clamp_min(1e-300).log() / T + gumbel
         return top_n_mask(torch.where(masked, score, float("-inf")), n)
 
     def _collect(self, s: StepState, raw: torch.Tensor, visible: torch.Tensor) -> dict:

@@ -60,3 +60,15 @@ def test_remdm_mode_never_remasks_at_the_last_step_and_reveals_everything():
     s = StepState.begin(x, k=6, K=6, mask_id=5, generators=[torch.Generator()])
     pi = sampler.remask_probability(s.k, s.K, torch.ones(1, 4, dtype=torch.float64), x != 5)
     assert float(pi.max()) == 0.0  # sigma_max = (1 - alpha_s)/alpha_t = 0 when alpha_s = 1
+
+
+def test_sampled_reveals_are_confidence_order_at_temperature_zero_and_drawn_above_it():
+    model = contextual(vocab=5, max_len=L)
+
+    def run(reveal: str, temperature: float) -> torch.Tensor:
+        return generate(model, GateSampler(mode="remdm", eta=0.2, reveal=reveal), length=L, steps=K, batch=8,
+                        prompt=torch.tensor([1]), seed=3, temperature=temperature).tokens
+
+    assert torch.equal(run("sampled", 0.0), run("confidence", 0.0))
+    hot = run("sampled", 1.0)
+    assert not torch.equal(hot, run("confidence", 1.0)) and not torch.equal(hot, run("random", 1.0))
