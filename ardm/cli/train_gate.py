@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
                    help="rollouts per update (leave-one-out baseline)")
     g.add_argument("--policy-length", type=int, default=128, help="generated tokens per rollout")
     g.add_argument("--policy-lr", type=float, default=1e-4, help="AdamW learning rate of the stage")
+    g.add_argument("--policy-temperature", type=float, default=1.0,
+                   help="sampling temperature of the rollouts (use the one you will sample with; 0: argmax)")
     g.add_argument("--entropy-weight", type=float, default=0.0,
                    help="reward += this x the sample's unigram entropy (nats)")
     g.add_argument("--prompt", default="\n", help="the rollouts' prompt (as in `ardm compare`)")
@@ -104,7 +106,8 @@ def _policy_stage(args, gate: str) -> int:
     cfg = PolicyConfig(steps=args.policy_steps, batch_size=args.policy_batch,
                        length=81 if args.puzzles else args.policy_length, group=args.policy_group,
                        val_batch=args.policy_batch if args.puzzles else 32,
-                       sampler_steps=args.sampler_steps, lr=args.policy_lr, seed=args.seed)
+                       sampler_steps=args.sampler_steps, lr=args.policy_lr, seed=args.seed,
+                       temperature=args.policy_temperature)
     ckpt = read_checkpoint(args.checkpoint, verify=False)
     tok = load_tokenizer(ckpt)
     device = str(resolve_device(args.device))  # the same device for the denoiser and the reference

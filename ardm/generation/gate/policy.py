@@ -132,8 +132,8 @@ class PolicyConfig:
         if self.group and (self.group < 2 or self.batch_size % self.group):
             raise ArdmError(f"policy group must be >= 2 and divide the batch ({self.batch_size}), "
                             f"got {self.group}")
-        if not (self.lr > 0 and self.temperature > 0 and self.grad_clip > 0):
-            raise ArdmError("policy lr, temperature and grad-clip must be > 0")
+        if not (self.lr > 0 and self.temperature >= 0 and self.grad_clip > 0):
+            raise ArdmError("policy lr and grad-clip must be > 0, temperature >= 0")
 
 
 def _rollouts(model: Denoiser, sampler: RecordingGate, cfg: PolicyConfig, prompt: torch.Tensor, batch: int,
