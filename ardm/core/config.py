@@ -75,7 +75,7 @@ class ModelConfig:
                    "it needs model.time_conditioning='none' and no model.shift")
             _check(self.block_size == 0, f"model.block_size ({self.block_size}) is for "
                    f"model.attention='block_causal' only (this model is {self.attention!r})")
-        _check(not self.peer_units or self.peer_heads, "model.peer_units needs model.peer_heads > 0")
+        _check(not self.peer_units or self.peer_heads > 0, "model.peer_units needs model.peer_heads > 0")
         _check(0 <= self.peer_heads <= self.n_head,
                f"model.peer_heads must be in 0..n_head ({self.n_head}), got {self.peer_heads}")
         _check(not self.peer_heads or (self.attention == "bidirectional" and self.max_len == SUDOKU_LEN),

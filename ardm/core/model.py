@@ -62,10 +62,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 def peer_mask(n_head: int, peer_heads: int, length: int = 82, units: bool = False) -> torch.Tensor:
     """[n_head, L, L] bool: the first peer_heads heads let cell i see cell j only if they share a row,
-    column or box (the Sudoku constraint graph, SPEC §8.1; position 0 is the record's newline, seen
-    by and seeing everything); the other heads see everything. units=True: the peer heads see ONE
-    unit each, cycling row, column, box, all peers, so a head can count where a digit may still go
-    within its unit (a hidden single) without the other units mixed in."""
+    column or box (SPEC §8.1; position 0, the newline, sees and is seen by all); others see all.
+    units=True: each peer head sees ONE unit, cycling row, column, box, all peers (hidden singles)."""
     pos = torch.arange(length)
     cell, off_grid = pos - 1, pos == 0
     row, col = cell // 9, cell % 9
@@ -168,9 +166,8 @@ class TransformerDenoiser(nn.Module):
         cos, sin = rope_tables(cfg.d_model // cfg.n_head, cfg.max_len)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        peers = None
-        if cfg.peer_heads:
-            peers = peer_mask(cfg.n_head, cfg.peer_heads, cfg.max_len, cfg.peer_units)[None]
+        c = cfg
+        peers = peer_mask(c.n_head, c.peer_heads, c.max_len, c.peer_units)[None] if c.peer_heads else None
         self.register_buffer("peer_mask", peers, persistent=False)  # [1, H, L, L] (model.peer_heads)
         self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
         self.apply(self._init)
