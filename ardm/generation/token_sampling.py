@@ -23,6 +23,11 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+def gumbel(u: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise from uniforms u in [0, 1) (float64 in, float64 out)."""
+    return -torch.log(-torch.log(u.clamp_min(1e-300)))
+
+
 def sample_tokens(logits: torch.Tensor, generator: torch.Generator | None, temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Categorical samples via float64 Gumbel-max; temperature 0 means argmax. [..., V] -> [...]"""
@@ -32,5 +37,4 @@ def sample_tokens(logits: torch.Tensor, generator: torch.Generator | None, tempe
     gen_device = generator.device if generator is not None else logits.device
     u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=gen_device)
     u = u.to(logits.device)
-    gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
-    return (logits / temperature + gumbel).argmax(-1)
+    return (logits / temperature + gumbel(u)).argmax(-1)

@@ -10,6 +10,7 @@ from ardm.generation.gate.probability import GateProbability, overwrite_probabil
 from ardm.generation.gate.scoring import GateScorer, LinearGate, NoGate, SignalStats
 from ardm.generation.samplers.base import Sampler, StepState, WriteSet, sample_from, top_n_mask
 from ardm.generation.samplers.remdm import remask_cap
+from ardm.generation.token_sampling import gumbel
 
 
 class GateSampler(Sampler):
@@ -103,8 +104,7 @@ class GateSampler(Sampler):
             score = s.probs().gather(-1, new[..., None])[..., 0]
             T = s.sampling.temperature
             if self.options.reveal == "sampled" and T > 0:
-                gumbel = -torch.log(-torch.log(s.uniform().clamp_min(1e-300)))
-                score = score.clamp_min(1e-300).log() / T + gumbel
+                score = score.clamp_min(1e-300).log() / T + gumbel(s.uniform())
         return top_n_mask(torch.where(masked, score, float("-inf")), n)
 
     def _collect(self, s: StepState, raw: torch.Tensor, visible: torch.Tensor) -> dict:
