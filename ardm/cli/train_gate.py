@@ -111,15 +111,15 @@ def _policy_stage(args, gate: str) -> int:
     ckpt = read_checkpoint(args.checkpoint, verify=False)
     tok = load_tokenizer(ckpt)
     device = str(resolve_device(args.device))  # the same device for the denoiser and the reference
-    givens = None
+    givens, prompt_text = None, args.prompt
     if args.puzzles:
         givens, reward = _sudoku_episodes(args, tok, cfg)
-        args.prompt = "\n"  # a Sudoku record starts with a newline
+        prompt_text = "\n"  # a Sudoku record starts with a newline
     else:
         reward = reference_reward(args.reference, tok, args.prompt, entropy_weight=args.entropy_weight,
                                   device=device)
     out = args.out or str(ckpt.path / GATE_DIR)
-    prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
+    prompt = torch.tensor(tok.encode(prompt_text), dtype=torch.long)
     result = finetune_gate(args.checkpoint, gate, reward, cfg, out=out, prompt=prompt, givens=givens,
                            device=device, progress=not args.no_progress)
     for when in ("initial", "final"):

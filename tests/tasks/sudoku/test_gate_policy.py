@@ -61,9 +61,11 @@ def test_the_policy_stage_runs_on_puzzles_and_reports_the_solve_rate(pairs):
     assert 0.0 <= out["final"]["solved"] <= 1.0
 
 
-def test_cli_refuses_two_rewards_and_reads_a_puzzle_file(tmp_path, pairs):
+def test_cli_refuses_a_text_reference_and_puzzles_together(tmp_path, pairs, capsys):
     from ardm.cli import main
 
     write_puzzles(tmp_path / "p.csv", pairs)
     assert main(["train-gate", "--checkpoint", str(tmp_path), "--policy-steps", "1", "--from-gate", "x",
                  "--reference", "r", "--puzzles", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--reference" in err and "--puzzles" in err
