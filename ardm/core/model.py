@@ -166,8 +166,8 @@ class TransformerDenoiser(nn.Module):
         cos, sin = rope_tables(cfg.d_model // cfg.n_head, cfg.max_len)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        c = cfg
-        peers = peer_mask(c.n_head, c.peer_heads, c.max_len, c.peer_units)[None] if c.peer_heads else None
+        peers = (peer_mask(cfg.n_head, cfg.peer_heads, cfg.max_len, cfg.peer_units)[None]
+                 if cfg.peer_heads else None)
         self.register_buffer("peer_mask", peers, persistent=False)  # [1, H, L, L] (model.peer_heads)
         self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
         self.apply(self._init)

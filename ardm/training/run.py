@@ -211,7 +211,8 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
     for mask in ("peer_heads", "peer_units"):  # masks, not weights: a fine-tune may restrict heads
         theirs[mask] = mine[mask]
     old_layers = theirs["n_layer"]
-    if mine["n_layer"] > old_layers:  # a deeper fine-tune: function-preserving growth (grow_depth)
+    grown = mine["n_layer"] > old_layers  # a deeper fine-tune: function-preserving growth (grow_depth)
+    if grown:
         theirs["n_layer"] = mine["n_layer"]
     diff = config_diff({"model": theirs}, {"model": mine})
     if diff:
@@ -224,7 +225,7 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
             m.load_state_dict(weights)
     return {"path": str(ckpt.path), "model_sha256": ckpt.files[MODEL_FILE]["sha256"],
             "step": ckpt.meta.get("step"), "git_commit": ckpt.meta.get("git_commit"),
-            **({"grown_from_layers": old_layers} if mine["n_layer"] > old_layers else {})}
+            **({"grown_from_layers": old_layers} if grown else {})}
 
 
 def restore(run: Run, state: dict | None, init_from: str | os.PathLike | None) -> None:
