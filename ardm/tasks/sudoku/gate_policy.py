@@ -42,8 +42,7 @@ def sudoku_episodes(tokenizer, puzzles: Sequence[Sequence[int]], group: int,
 
     def reward(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         solved = codec.valid(tokens).double()
-        onehot = torch.nn.functional.one_hot(codec.digits(tokens), 10)[..., 1:]  # [B, 81, 9]
-        per_unit = onehot[:, codec.units].sum(2).double()  # [B, 27, 9]
+        per_unit = codec.unit_counts(tokens).double()  # [B, 27, 9]
         pairs = (per_unit * (per_unit - 1) / 2).sum((1, 2))
         return {"reward": solved - CONFLICT_COST * pairs * (1 - solved), "solved": solved,
                 "conflict_pairs": pairs}

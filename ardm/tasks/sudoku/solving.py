@@ -61,12 +61,14 @@ class Codec:
         """[B, L] token ids -> [B, 81] digits (0: MASK or a non-digit token)."""
         return self.to_digit[x[:, len(self.prompt) :].cpu()]
 
+    def unit_counts(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 27, 9]: how often each digit appears in each row, column and box."""
+        onehot = torch.nn.functional.one_hot(self.digits(x), 10)[..., 1:]  # [B, 81, 9]
+        return onehot[:, self.units].sum(2)
+
     def valid(self, x: torch.Tensor) -> torch.Tensor:
         """[B] bool: every cell holds a digit and every unit holds each digit once."""
-        d = self.digits(x)
-        onehot = torch.nn.functional.one_hot(d, 10)[..., 1:]  # [B, 81, 9]
-        per_unit = onehot[:, self.units].sum(2)  # [B, 27, 9]
-        return (d > 0).all(1) & (per_unit == 1).all(2).all(1)
+        return (self.digits(x) > 0).all(1) & (self.unit_counts(x) == 1).all(2).all(1)
 
 
 def solve_batch(
