@@ -22,10 +22,15 @@ def _common(p) -> None:
     p.add_argument("--tokens", type=int, default=0,
                    help="tokens generated per sample (default: the largest budget, where l2r runs)")
     p.add_argument("--prompt", default="\n", help="text every sample starts from (default: a newline)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="sample j of every run uses seed SEED + j (the same seeds for every sampler and "
+                        "budget)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of every run (0 = argmax; a spec's temperature=T overrides it)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the K likeliest tokens only (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: keep the smallest set of likeliest tokens whose probability "
+                        "reaches P (1 = off)")
     p.add_argument("--temperatures", metavar="T1,T2,...",
                    help="the quality-diversity frontier: run every spec at every budget at each temperature "
                         "(> 0), read each curve at the held-out data's entropy; e.g. 0.7,0.8,0.9,1.0,1.1")
@@ -34,15 +39,16 @@ def _common(p) -> None:
     p.add_argument("--quality-target", type=float,
                    help="gen-PPL for the 'NFE needed at the data's entropy' read-out of a sweep "
                         "(default: the best such quality at the smallest budget)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="samples generated, and scored by the reference, per batch")
     p.add_argument("--data",
                    help="held-out text for the data's own entropy and gen-PPL (default: the checkpoint's)")
     p.add_argument("--entropy-tolerance", type=float, default=0.1,
                    help="runs whose entropy is this many nats below the data's are flagged and not ranked")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both models")
     p.add_argument("--out", required=True,
                    help="folder for results.json, summary.md, the plots, report.html and viewer/ pages")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_parser(sub) -> None:

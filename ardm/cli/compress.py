@@ -13,10 +13,15 @@ def add_parser(sub) -> None:
                        ("decompress", "restore a file written by `ardm compress` (same checkpoint)")):
         p = sub.add_parser(name, help=what, description=what + " (SPEC §4.5).",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        p.add_argument("input")
-        p.add_argument("output")
-        p.add_argument("--checkpoint", required=True)
-        if name == "compress":
+        compressing = name == "compress"
+        p.add_argument("input", help="UTF-8 text file to compress" if compressing
+                       else "file written by `ardm compress`")
+        p.add_argument("output", help="compressed file to write" if compressing
+                       else "file to write the restored text to")
+        p.add_argument("--checkpoint", required=True,
+                       help="diffusion checkpoint folder or run directory" if compressing
+                       else "the checkpoint the file was compressed with (checked against the file's header)")
+        if compressing:
             p.add_argument("--budget", type=int, default=0,
                            help="parallel steps per block (0: one token per step, the best ratio)")
             p.add_argument("--plan", metavar="FILE",

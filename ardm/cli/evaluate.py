@@ -25,9 +25,11 @@ def add_parser(sub) -> None:
                    help="diffusion models: the MDLM NELBO bound, or the exact NLL of random generation "
                         "orders (SPEC §4.2(i); sequence-length passes per order: use --max-windows)")
     p.add_argument("--max-windows", type=int, default=0, help="score only the first N windows (0: all)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the Monte-Carlo draws of t (nelbo) or of the random orders (exact-order); "
+                        "causal models are scored exactly and draw nothing")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -12,8 +12,10 @@ from ardm.errors import ArdmError
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a run's latest checkpoint as a plain (optionally fp16) folder",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint folder, or run directory (its latest checkpoint)")
+    p.add_argument("--out", required=True,
+                   help="checkpoint folder to write (without the training state; replaced atomically)")
     p.add_argument("--fp16", action="store_true", help="store weights in float16 (half the size)")
     p.add_argument("--metrics", metavar="FILE",
                    help="an `ardm eval --json` result, recorded in the export's meta as validation metrics")

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data", help="held-out text (default: the one the compare run used)")
     p.add_argument("--nfe", help="only the runs at these NFE budgets, e.g. 64")
     p.add_argument("--no-mauve", action="store_true", help="only the third-party bits/char")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:

@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
                     "windows, then choose for each budget K which steps generate how many tokens "
                     "(Hoogeboom et al.'s dynamic program) and print the predicted bits/token.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True,
+                   help="diffusion (not causal) checkpoint folder or run directory")
     p.add_argument("--budget", required=True, help="steps K, or a comma-separated list of budgets")
     p.add_argument("--data", help="corpus (default: the checkpoint's); its validation split is used")
     p.add_argument("--windows", type=int, default=16, help="validation windows used to estimate l_t")
@@ -25,15 +26,17 @@ def add_parser(sub) -> None:
     p.add_argument("--evaluate", type=int, default=0, metavar="N",
                    help="also follow each plan on N further validation windows and report the realised "
                         "bits/token (one random order each)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random orders that estimate l_t and of those of --evaluate")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     p.add_argument("--plot", metavar="PNG", help="also plot bits/token against the budget")
     p.add_argument("--raw", action="store_true",
                    help="plan on the measured l_t as they are, not on their non-increasing fit")
     p.add_argument("--save", metavar="FILE",
                    help="write the loss components (JSON) for `ardm compress --plan` and the "
                         "`planned` sampler")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (loss components and every budget's plan)")
 
 
 def run(args) -> int:

@@ -37,10 +37,14 @@ def add_parser(sub) -> None:
     p.add_argument("--length", type=int,
                    help="tokens per sample, prompt included (unset: the training length)")
     p.add_argument("--prompt", default="", help="text every sample starts with (never rewritten)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="sample i uses seed SEED + i (with --mbr K, its candidates SEED + iK .. "
+                        "SEED + iK + K - 1)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = argmax")
     p.add_argument("--top-k", type=int, default=0, help="0 = off")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling: keep the smallest set of likeliest tokens whose probability "
+                        "reaches P (1 = off)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a sampler option (repeatable; the list is below)")
     p.add_argument("--batch-size", type=int, default=16, help="samples per denoiser pass")

@@ -23,13 +23,17 @@ def add_parser(sub) -> None:
     e.add_argument("--nfe", default="2,5,10,20", help="comma-separated NFE budgets per candidate")
     e.add_argument("--mbr", default="1,4,10", help="comma-separated MBR candidate counts k")
     e.add_argument("--num", type=int, default=0, help="the split's first N items (0: all)")
-    e.add_argument("--temperature", type=float, default=1.0)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of the samplers (0 = argmax; a spec's temperature=T overrides "
+                        "it; the AR twin's rows are always greedy or beam)")
+    e.add_argument("--seed", type=int, default=0,
+                   help="candidate c of source i (of N) uses seed SEED + c N + i, at every budget")
     e.add_argument("--beam", type=int, default=4, help="beam width of the AR twin's beam row")
-    e.add_argument("--batch-size", type=int, default=100)
+    e.add_argument("--batch-size", type=int, default=100,
+                   help="sources decoded together in one batch (results do not depend on it)")
     e.add_argument("--data", help="the parallel corpus (default: the checkpoint's data.path)")
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--out", required=True)
+    e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both models")
+    e.add_argument("--out", required=True, help="folder for results.json, summary.md and bleu_vs_nfe.png")
     d = ss.add_parser("distill", help="sequence-level knowledge distillation: the AR twin's beam outputs "
                                       "as training targets",
                       description="Decodes every distinct training source of the teacher's parallel corpus "
@@ -44,7 +48,7 @@ def add_parser(sub) -> None:
     d.add_argument("--data", help="the parallel corpus folder (default: the teacher's data.path)")
     d.add_argument("--num", type=int, default=0, help="the first N distinct training sources only (0: all)")
     d.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:

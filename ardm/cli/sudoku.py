@@ -17,20 +17,24 @@ def add_parser(sub) -> None:
                                    "any sampler through the one generation loop (givens are fixed cells).")
     ss = p.add_subparsers(dest="sudoku_command", metavar="SUBCOMMAND", required=True)
     g = ss.add_parser("generate", help="write puzzles with unique solutions (puzzle,solution CSV)")
-    g.add_argument("--num", type=int, default=100)
+    g.add_argument("--num", type=int, default=100, help="number of puzzles")
     g.add_argument("--givens", default="36-45", help="number of givens, N or LO-HI (17..80)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=0,
+                   help="puzzle j comes from a seed hashed from (SEED, j): the same seed writes the same "
+                        "file")
+    g.add_argument("--out", required=True, help="CSV file to write (puzzle,solution lines under a header)")
     s = ss.add_parser("solve", help=SOLVE_HELP, description=SOLVE_HELP + ". Bad lines are reported with "
                       "their line number; the rest are still solved.")
-    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--checkpoint", required=True,
+                   help="the Sudoku denoiser (recipe sudoku), or its AR twin with --sampler ar")
     s.add_argument("--puzzles", required=True,
                    help="81-character lines ('0' or '.' blank) or puzzle,solution CSV")
     s.add_argument("--sampler", default="gate", help="sampler spec, e.g. gate, mdlm, remdm:strategy=loop")
     s.add_argument("--nfe", type=int, default=81, help="step budget K")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--batch-size", type=int, default=50)
+    s.add_argument("--seed", type=int, default=0, help="the i-th valid puzzle of the file uses seed SEED + i")
+    s.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of the digits (0 = argmax)")
+    s.add_argument("--batch-size", type=int, default=50, help="puzzles solved together in one batch")
     s.add_argument("--json", action="store_true", help="one JSON object with every attempt")
     s.add_argument("--trace", metavar="FILE",
                    help="write a JSON trace of every step (`ardm view FILE` shows it)")
@@ -45,14 +49,19 @@ def add_parser(sub) -> None:
     b.add_argument("--nfe", default="81,162", help="comma-separated NFE budgets")
     b.add_argument("--sets", default="easy,hard", help="comma-separated: easy, medium, hard")
     b.add_argument("--num", type=int, default=100, help="puzzles per set")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--temperature", type=float, default=1.0)
-    b.add_argument("--batch-size", type=int, default=50)
-    b.add_argument("--out", required=True)
+    b.add_argument("--seed", type=int, default=0,
+                   help="seeds the generated puzzle sets (each set its own) and the solves (puzzle i of a "
+                        "set: SEED + i)")
+    b.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of the digits, for every sampler (0 = argmax)")
+    b.add_argument("--batch-size", type=int, default=50, help="puzzles solved together in one batch")
+    b.add_argument("--out", required=True,
+                   help="folder for results.json, summary.md, solve_rate.png and the puzzle sets "
+                        "(puzzles-SET.csv)")
     b.add_argument("--puzzles-dir", metavar="DIR",
                    help="reuse the puzzle sets DIR/puzzles-SET.csv (generated and saved there if absent), "
                         "so several benches score the same puzzles without regenerating them")
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _givens(text: str) -> int | tuple[int, int]:

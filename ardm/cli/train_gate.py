@@ -20,14 +20,22 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=300, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=32, help="drafts per step")
     p.add_argument("--lr", type=float, default=0.0, help="AdamW learning rate (0: 1e-3 linear, 3e-4 mlp)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the gate's initialisation, the training windows and drafts, and the "
+                        "long-horizon stage's rollouts")
     p.add_argument("--sampler-steps", type=int, default=64,
                    help="K of the drafts' gate sampler (use the --steps you will sample with)")
     p.add_argument("--rollout", type=int, default=4, help="J: drafts run 1..J gate-sampler steps")
-    p.add_argument("--lambda-aux", type=float, default=1.0)
-    p.add_argument("--lambda-step", type=float, default=1.0)
-    p.add_argument("--lambda-sparse", type=float, default=0.05)
-    p.add_argument("--lambda-tv", type=float, default=0.05)
+    p.add_argument("--lambda-aux", type=float, default=1.0,
+                   help="weight of L_aux, the class-weighted BCE of p against 'this token is wrong' "
+                        "(SPEC §7.3)")
+    p.add_argument("--lambda-step", type=float, default=1.0,
+                   help="weight of L_step, minus the expected share of correct tokens after one step")
+    p.add_argument("--lambda-sparse", type=float, default=0.05,
+                   help="weight of L_sparse, the mean overwrite mask (a price on every overwrite)")
+    p.add_argument("--lambda-tv", type=float, default=0.05,
+                   help="weight of L_TV, the mean |p_k - p_(k-1)| between consecutive steps (smooth "
+                        "decisions)")
     p.add_argument("--mask", default="relaxed",
                    help="mask in the sparsity term: relaxed (Gumbel-sigmoid), straight_through or expected")
     p.add_argument("--eval-interval", type=int, default=50, help="validation every N steps")

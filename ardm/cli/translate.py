@@ -27,11 +27,13 @@ def add_parser(sub) -> None:
     p.add_argument("--input", default="-", help="source file, one sentence a line (- = stdin)")
     p.add_argument("--output", help="target file (default: stdout)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = argmax")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="candidate c of source line i (of N) uses seed SEED + c N + i")
     p.add_argument("--beam", type=int, default=4, help="beam width of --sampler beam")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a sampler option")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="source lines decoded together in one batch (results do not depend on it)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print one JSON object (targets, NFE, truncation)")
 
 

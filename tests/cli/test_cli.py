@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
-from ardm.cli import main
+from ardm.cli import build_parser, main
 
 TINY = ["--no-progress", "--batch-size", "4", "--set", "model.n_layer=1", "--set", "model.d_model=16",
         "--set", "model.n_head=2", "--set", "model.max_len=16", "--set", "data.seq_len=16",
@@ -38,6 +39,23 @@ def test_help_explains_each_command(capsys, cmd):
         main([cmd, "--help"])
     assert e.value.code == 0
     assert "usage: ardm" in capsys.readouterr().out
+
+
+def _actions(parser: argparse.ArgumentParser, command: str = "ardm"):
+    """(command, action) for every action of the parser tree, subcommands included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _actions(sub, f"{command} {name}")
+        else:
+            yield command, action
+
+
+def test_every_argument_has_a_help_string():
+    missing = [f"{command} {'/'.join(action.option_strings) or action.dest}"
+               for command, action in _actions(build_parser())
+               if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert not missing, "arguments without a help string:\n" + "\n".join(missing)
 
 
 def test_recipes_lists_the_required_recipes(capsys):
