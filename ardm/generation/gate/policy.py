@@ -140,8 +140,10 @@ def _rollouts(model: Denoiser, sampler: RecordingGate, cfg: PolicyConfig, prompt
               seed: int, givens: Givens | None = None):
     sampler.decisions = []
     given = None if givens is None else givens(seed, batch)
+    # a task with givens (Sudoku) conditions on its prompt as on its givens: both clean, as in training
     return generate(model, sampler, length=len(prompt) + cfg.length, steps=cfg.sampler_steps, batch=batch,
-                    prompt=prompt, seed=seed, temperature=cfg.temperature, given=given)
+                    prompt=prompt, seed=seed, temperature=cfg.temperature, given=given,
+                    clean_prompt=givens is not None)
 
 
 def _validate(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: PolicyConfig,

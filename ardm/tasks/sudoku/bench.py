@@ -80,7 +80,7 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
         given = codec.given([p for p, _ in pairs[:CALIBRATION_NUM]])
         stats = calibrate(loaded.model, length=given.shape[1], steps=K, num=len(given),
                           batch=cfg.batch_size, prompt=torch.tensor(codec.prompt), given=given,
-                          seed=cfg.seed + CALIBRATION_SEED_OFFSET, **spec.signal_options)
+                          clean_prompt=True, seed=cfg.seed + CALIBRATION_SEED_OFFSET, **spec.signal_options)
     sampler = spec.build(loaded.path, stats=stats)
     records, counts = [], Counter()
     for first in range(0, len(pairs), cfg.batch_size):
