@@ -3,9 +3,10 @@
 The givens are `given` positions of `generate()` (settled, fed at level 0, as in training), and so is
 the record's leading newline (`clean_prompt`: the puzzle corpus keeps it clean in training, and the
 grid corpus's random clean positions include it; fed at the sampler's level instead, `llada` solved
-54 of 160 selection puzzles rather than 77, docs/results-sudoku.md); every sampler runs unchanged. The only Sudoku-specific piece is the verifier passed as `stop`: a row
-finishes as soon as its grid is complete and breaks no rule, and its NFE stops counting (issue:
-"a sampler may stop early once the grid satisfies every constraint").
+54 of 160 selection puzzles rather than 77, docs/results-sudoku.md); every sampler runs unchanged.
+The only Sudoku-specific piece is the verifier passed as `stop`: a row finishes as soon as its grid
+is complete and breaks no rule, and its NFE stops counting (issue: "a sampler may stop early once
+the grid satisfies every constraint").
 
 Selectivity of revisions (SPEC §8.2) from a trace: an overwrite is helpful (wrong -> right),
 harmful (right -> wrong) or neutral (wrong -> wrong); "in conflict" when the cell broke a rule just
