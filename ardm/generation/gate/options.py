@@ -49,6 +49,7 @@ class GateOptions:
     #                        by p, reveals by the count rule: entropy-preserving, SPEC §11.2)
     eta: float = 0.05  # mode="remdm": remask rate sigma = min(eta, sigma_max) of the visible tokens
     reveal: str = "confidence"  # count-rule reveals: highest q(new) first | "random" (MDLM-like) |
+    #                             "margin": largest top-1 - top-2 gap of q first (Kim et al. 2025) |
     #                             "sampled": drawn in proportion to q(new)^(1/T) (confidence at T = 0)
     y_tilde: str = "current"  # token whose confidence change Dl measures: "current" | "argmax"
     margin: str = "top2"  # M: top1 - top2 logit gap ([S0]) | "current": the visible token's own margin
@@ -62,7 +63,7 @@ class GateOptions:
         _one_of("mask", self.mask, MASK_RULES.names())
         _one_of("fill", self.fill, ("all", "schedule"))
         _one_of("mode", self.mode, ("replace", "remask", "remdm"))
-        _one_of("reveal", self.reveal, ("confidence", "random", "sampled"))
+        _one_of("reveal", self.reveal, ("confidence", "random", "margin", "sampled"))
         _one_of("y_tilde", self.y_tilde, ("current", "argmax"))
         _one_of("margin", self.margin, ("top2", "current"))
         if not 0.0 <= self.delta <= 1.0:

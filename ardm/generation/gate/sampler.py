@@ -9,6 +9,7 @@ from ardm.generation.gate.options import MASK_RULES, GateOptions
 from ardm.generation.gate.probability import GateProbability, overwrite_probability
 from ardm.generation.gate.scoring import GateScorer, LinearGate, NoGate, SignalStats
 from ardm.generation.samplers.base import Sampler, StepState, WriteSet, sample_from, top_n_mask
+from ardm.generation.samplers.masked import margin
 from ardm.generation.samplers.remdm import remask_cap
 from ardm.generation.token_sampling import gumbel
 
@@ -94,12 +95,16 @@ class GateSampler(Sampler):
         return (sigma * visible.sum(1, keepdim=True).double() * w).clamp(max=sigma_max)
 
     def _reveal(self, s: StepState, masked: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """Which n[b] MASKs to reveal: highest q(new) first (LLaDA's confidence), at random, or
-        "sampled": drawn without replacement with probability proportional to q(new)^(1/T) at the
-        run's temperature T (Gumbel-top-n on log q(new) / T, fp64): confidence order at T = 0,
-        between confidence and random above it, so the temperature moves both the values and the order."""
+        """Which n[b] MASKs to reveal: highest q(new) first (LLaDA's confidence), at random, the
+        largest gap between q's two likeliest tokens first ("margin", Kim et al. 2025, as `llada`'s
+        remasking=margin), or "sampled": drawn without replacement with probability proportional to
+        q(new)^(1/T) at the run's temperature T (Gumbel-top-n on log q(new) / T, fp64): confidence
+        order at T = 0, between confidence and random above it, so the temperature moves both the
+        values and the order."""
         if self.options.reveal == "random":
             score = s.uniform()
+        elif self.options.reveal == "margin":
+            score = margin(s.probs())
         else:
             score = s.probs().gather(-1, new[..., None])[..., 0]
             T = s.sampling.temperature

@@ -8,7 +8,7 @@ import torch
 from ardm.generation.gate.sampler import GateSampler
 from ardm.generation.loop import generate
 from ardm.generation.samplers.base import StepState
-from tests.toy_models import contextual
+from tests.toy_models import ToyModel, contextual
 
 L, K = 12, 6
 
@@ -72,3 +72,24 @@ def test_sampled_reveals_are_confidence_order_at_temperature_zero_and_drawn_abov
     assert torch.equal(run("sampled", 0.0), run("confidence", 0.0))
     hot = run("sampled", 1.0)
     assert not torch.equal(hot, run("confidence", 1.0)) and not torch.equal(hot, run("random", 1.0))
+
+
+def test_margin_reveals_the_least_contested_mask_first_where_confidence_picks_another():
+    # position 1: q = (.5, .5, 0, ...) - confident .5, margin 0; position 2: q = (.45, .1375 x 4) -
+    # confident .45, margin .31. The second pass prefers other tokens, so which position kept its
+    # first-step value tells which was revealed first (no overwrites: gate none, no prior).
+    def fn(tokens, call):
+        first = torch.tensor([[0.2, 0.2, 0.2, 0.2, 0.2], [0.5, 0.5, 1e-9, 1e-9, 1e-9],
+                              [0.45, 0.1375, 0.1375, 0.1375, 0.1375]]).log()
+        later = torch.full((3, 5), -9.0)
+        later[1, 2], later[2, 3] = 0.0, 0.0
+        return (first if call == 1 else later).expand(tokens.shape[0], 3, 5)
+
+    def run(reveal: str) -> list[int]:
+        sampler = GateSampler(gate="none", prior=False, reveal=reveal)
+        g = generate(ToyModel(fn, vocab=5, max_len=3), sampler, length=3, steps=2, batch=1,
+                     prompt=torch.tensor([4]), temperature=0.0)
+        return g.tokens[0, 1:].tolist()
+
+    assert run("confidence") == [0, 3]  # position 1 first (its token from pass 1), then 2
+    assert run("margin") == [2, 0]  # position 2 first
