@@ -3,6 +3,7 @@
     ardm table runs/eval-*.json      # files written by `ardm eval --json`
     ardm table runs/demo/results.json   # a compare / ablate / demo result: its summary table
     ardm table runs/frontier/results.json   # a sweep's result: the table, then the frontier's reads
+    ardm table runs/sudoku-hard/results.json   # a Sudoku bench (the CLI routes it to tasks.sudoku.report)
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from ardm.errors import ArdmError
 
 
-def _read(path: str) -> dict:
+def read_result(path: str) -> dict:
+    """A result file's JSON; ArdmError naming the file when it is missing, a folder, not UTF-8 or not JSON."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -31,7 +33,7 @@ def likelihood_table(paths: list[str]) -> str:
     rows = ["| recipe | split | estimator | bits/char | bits/token | tokens | data sha256 |",
             "|---|---|---|---|---|---|---|"]
     for p in paths:
-        r = _read(p)
+        r = read_result(p)
         if "bits_per_char" not in r:
             raise ArdmError(f"{p} is not an `ardm eval --json` result (no bits_per_char)")
         se = f" ± {r['bits_per_char_se']:.3f}" if r.get("bits_per_char_se") else ""
@@ -47,7 +49,7 @@ def table(paths: list[str]) -> str:
     from ardm.evaluation.judge import judge_lines
     from ardm.evaluation.report import summary_table
 
-    docs = [_read(p) for p in paths]
+    docs = [read_result(p) for p in paths]
     compares = [d for d in docs if d.get("format") == RESULTS_FORMAT]
     if compares and len(compares) != len(docs):
         raise ArdmError("give either `ardm eval --json` files or compare results.json files, not both")

@@ -26,6 +26,7 @@ from ardm.errors import ArdmError
 from ardm.generation.gate.calibration import calibrate
 from ardm.generation.registry import SAMPLERS
 from ardm.generation.specs import CALIBRATION_SEED_OFFSET, SamplerSpec
+from ardm.tasks.sudoku.report import BENCH_FORMAT
 from ardm.tasks.sudoku.solving import Codec, selectivity_counts, selectivity_rates, solve_batch
 
 # Number of givens per difficulty. Issue 6 names easy = 36-45 and hard = 17-25; our generator's
@@ -154,7 +155,7 @@ def run_bench(cfg: BenchConfig, out: Path, progress: bool = True) -> dict:
         raise ArdmError(f"--ar {cfg.ar_checkpoint} is not a causal model")
     specs = [SamplerSpec.parse(s) for s in cfg.samplers] + ([SamplerSpec.parse("ar")] if ar else [])
     sets = {name: puzzle_set(name, cfg, out) for name in cfg.sets}
-    results: dict[str, Any] = {"format": "ardm-sudoku-bench", "config": dataclasses.asdict(cfg),
+    results: dict[str, Any] = {"format": BENCH_FORMAT, "config": dataclasses.asdict(cfg),
                                "git_commit": git_commit(), "difficulty_givens": DIFFICULTY,
                                "checkpoint": {"path": str(den.path), "recipe": den.config.recipe},
                                "runs": [], "skipped": []}

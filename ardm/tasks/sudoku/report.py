@@ -7,6 +7,8 @@ from pathlib import Path
 from ardm.core.checkpoint import atomic_write_text
 from ardm.evaluation.plots import nfe_axis, pyplot, save_figure
 
+BENCH_FORMAT = "ardm-sudoku-bench"  # results.json's "format" (`ardm table` recognises it)
+
 
 def _revisions(s: dict | None) -> str:
     """The overwrite and remask columns of one run (older results files have no remask counts)."""
@@ -89,6 +91,20 @@ def plot_solve_rate(results: dict, out_png: Path) -> Path:
     return save_figure(fig, out_png)
 
 
+def bench_tables(results: dict) -> list[str]:
+    """The solve-rate table, then (where the sets have them) by givens and by what a puzzle needs:
+    summary.md's tables, and what `ardm table` prints for a bench's results.json."""
+    lines = bench_table(results)
+    strata = strata_table(results)
+    if strata:
+        lines += ["", "Solve rate by number of givens:", "", *strata]
+    logic = logic_table(results)
+    if logic:
+        lines += ["", "Solve rate by what the puzzle needs (naked and hidden singles alone, or a guess):", "",
+                  *logic]
+    return lines
+
+
 def write_bench_report(results: dict, out: Path) -> None:
     png = plot_solve_rate(results, out / "solve_rate.png")
     cfg = results["config"]
@@ -104,14 +120,7 @@ def write_bench_report(results: dict, out: Path) -> None:
              "share of all written, non-given digits in conflict over the run's steps). Remasks "
              "(digit -> MASK, e.g. remdm): the share that removed a wrong digit, and the share in conflict.",
              f"- git commit {results['git_commit']}; wall time {results['wall_time_s']} s.", "",
-             *bench_table(results), ""]
-    strata = strata_table(results)
-    if strata:
-        lines += ["Solve rate by number of givens:", "", *strata, ""]
-    logic = logic_table(results)
-    if logic:
-        lines += ["Solve rate by what the puzzle needs (naked and hidden singles alone, or a guess):", "",
-                  *logic, ""]
+             *bench_tables(results), ""]
     if results["skipped"]:
         lines += ["Not run: " + "; ".join(f"{s['label']} at NFE {s['nfe_budget']} ({s['set']})"
                                           for s in results["skipped"][:12]), ""]
