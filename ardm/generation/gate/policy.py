@@ -199,6 +199,8 @@ def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: P
         if step % cfg.eval_interval == 0 or step == cfg.steps:
             final = _validate(model, sampler, reward, cfg, prompt, givens)
             log({"step": step, "split": "val", **final})
+        bar.set_postfix(reward=f"{float(metrics['reward'].double().mean()):.3f}",
+                        val=f"{final['reward']:.3f}")  # the last validation's mean reward
     net.eval()
     return {"initial": initial, "final": final, "elapsed_s": round(time.perf_counter() - start, 2)}
 
