@@ -17,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from ardm.core.checkpoint import Loaded, atomic_write_text, git_commit, load
@@ -78,10 +77,10 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
     codec = Codec(loaded.tokenizer)
     stats = None
     if spec.calibrated:  # the linear gate's normalisation statistics at this budget (SPEC §6.8)
-        given = codec.given([p for p, _ in pairs[:CALIBRATION_NUM]])
-        stats = calibrate(loaded.model, length=given.shape[1], steps=K, num=len(given),
-                          batch=cfg.batch_size, prompt=torch.tensor(codec.prompt), given=given,
-                          clean_prompt=True, seed=cfg.seed + CALIBRATION_SEED_OFFSET, **spec.signal_options)
+        cond = codec.conditioning([p for p, _ in pairs[:CALIBRATION_NUM]])
+        stats = calibrate(loaded.model, length=cond["given"].shape[1], steps=K, num=len(cond["given"]),
+                          batch=cfg.batch_size, seed=cfg.seed + CALIBRATION_SEED_OFFSET, **cond,
+                          **spec.signal_options)
     sampler = spec.build(loaded.path, stats=stats)
     records, counts = [], Counter()
     for first in range(0, len(pairs), cfg.batch_size):

@@ -64,6 +64,11 @@ class Codec:
         """[B, L] token ids -> [B, 81] digits (0: MASK or a non-digit token)."""
         return self.to_digit[x[:, len(self.prompt) :].cpu()]
 
+    def conditioning(self, puzzles: Sequence[Sequence[int]]) -> dict:
+        """`generate()`'s conditioning for these puzzles: the newline prompt and the givens, both fed
+        clean (level 0), as the puzzle corpus trains them."""
+        return {"prompt": torch.tensor(self.prompt), "given": self.given(puzzles), "clean_prompt": True}
+
     def unit_counts(self, x: torch.Tensor) -> torch.Tensor:
         """[B, 27, 9]: how often each digit appears in each row, column and box."""
         onehot = torch.nn.functional.one_hot(self.digits(x), 10)[..., 1:]  # [B, 81, 9]
@@ -90,16 +95,13 @@ def solve_batch(
     """One attempt per puzzle with `sampler` at budget `steps`; rows use seeds seed + b. `loop`: more
     options of `generate` (a sampler spec's block_size, cache, approximate)."""
     codec = Codec(tokenizer)
-    prompt = torch.tensor(codec.prompt)
     g = generate(
         model,
         sampler,
         length=len(codec.prompt) + 81,
         steps=steps,
         batch=len(puzzles),
-        prompt=prompt,
-        given=codec.given(puzzles),
-        clean_prompt=True,
+        **codec.conditioning(puzzles),
         seed=seed,
         temperature=temperature,
         stop=codec.valid if stop_early else None,
