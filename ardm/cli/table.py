@@ -17,8 +17,9 @@ def run(args) -> int:
     from ardm.evaluation.tables import read_result, table
     from ardm.tasks.sudoku.report import BENCH_FORMAT, bench_tables
 
-    benches = [d for d in map(read_result, args.files) if d.get("format") == BENCH_FORMAT]
-    if benches and len(benches) != len(args.files):
+    docs = [read_result(p) for p in args.files]
+    benches = [d for d in docs if d.get("format") == BENCH_FORMAT]
+    if benches and len(benches) != len(docs):
         raise ArdmError("give either Sudoku bench results.json files or other result files, not both")
-    print("\n\n".join("\n".join(bench_tables(d)) for d in benches) if benches else table(args.files))
+    print("\n\n".join("\n".join(bench_tables(d)) for d in benches) if benches else table(args.files, docs))
     return 0

@@ -28,12 +28,12 @@ def read_result(path: str) -> dict:
         raise ArdmError(f"result file {path} is not valid JSON ({e})") from None
 
 
-def likelihood_table(paths: list[str]) -> str:
-    """One row per `ardm eval --json` file: model, estimator, bits/char (± MC s.e.), bits/token."""
+def likelihood_table(paths: list[str], docs: list[dict] | None = None) -> str:
+    """One row per `ardm eval --json` file: model, estimator, bits/char (± MC s.e.), bits/token.
+    docs: the files' contents when already read (read_result), in the order of paths."""
     rows = ["| recipe | split | estimator | bits/char | bits/token | tokens | data sha256 |",
             "|---|---|---|---|---|---|---|"]
-    for p in paths:
-        r = read_result(p)
+    for p, r in zip(paths, docs or [read_result(p) for p in paths]):
         if "bits_per_char" not in r:
             raise ArdmError(f"{p} is not an `ardm eval --json` result (no bits_per_char)")
         se = f" ± {r['bits_per_char_se']:.3f}" if r.get("bits_per_char_se") else ""
@@ -42,18 +42,19 @@ def likelihood_table(paths: list[str]) -> str:
     return "\n".join(rows)
 
 
-def table(paths: list[str]) -> str:
-    """`ardm table`: a compare result's table, or one likelihood table of eval results."""
+def table(paths: list[str], docs: list[dict] | None = None) -> str:
+    """`ardm table`: a compare result's table, or one likelihood table of eval results. docs: the
+    files' contents when already read (read_result), in the order of paths."""
     from ardm.evaluation.compare import RESULTS_FORMAT
     from ardm.evaluation.frontier import frontier_lines
     from ardm.evaluation.judge import judge_lines
     from ardm.evaluation.report import summary_table
 
-    docs = [read_result(p) for p in paths]
+    docs = docs or [read_result(p) for p in paths]
     compares = [d for d in docs if d.get("format") == RESULTS_FORMAT]
     if compares and len(compares) != len(docs):
         raise ArdmError("give either `ardm eval --json` files or compare results.json files, not both")
     if compares:
         return "\n\n".join("\n".join(summary_table(d) + (["", *frontier_lines(d)] if "frontier" in d else [])
                                      + (["", *judge_lines(d)] if "judge" in d else [])) for d in compares)
-    return likelihood_table(paths)
+    return likelihood_table(paths, docs)
