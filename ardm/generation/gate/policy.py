@@ -192,15 +192,13 @@ def train_policy(model: Denoiser, sampler: RecordingGate, reward: Reward, cfg: P
             raise ArdmError(f"policy gradient became {float(norm)} at step {step}; lower --policy-lr")
         optim.step()
         sampler.decisions = []
+        means = {k: round(float(v.double().mean()), 6) for k, v in metrics.items()}
         log({"step": step, "split": "train", "loss": round(loss.item(), 6),
-             "grad_norm": round(float(norm), 6),
-             **{k: round(float(v.double().mean()), 6) for k, v in metrics.items()},
-             "elapsed_s": round(time.perf_counter() - start, 2)})
+             "grad_norm": round(float(norm), 6), **means, "elapsed_s": round(time.perf_counter() - start, 2)})
         if step % cfg.eval_interval == 0 or step == cfg.steps:
             final = _validate(model, sampler, reward, cfg, prompt, givens)
             log({"step": step, "split": "val", **final})
-        bar.set_postfix(reward=f"{float(metrics['reward'].double().mean()):.3f}",
-                        val=f"{final['reward']:.3f}")  # the last validation's mean reward
+        bar.set_postfix(reward=f"{means['reward']:.3f}", val=f"{final['reward']:.3f}")  # val: the latest one
     net.eval()
     return {"initial": initial, "final": final, "elapsed_s": round(time.perf_counter() - start, 2)}
 
