@@ -8,8 +8,9 @@ from ardm.version import __version__
 
 
 def load(path, device: str = "cpu"):
-    """Load a checkpoint (or a run directory's latest one): returns .model, .tokenizer, .config."""
-    from ardm.core.checkpoint import load as _load
+    """Load a checkpoint (or a run directory's latest one): .model, .tokenizer, .config, .meta, .path,
+    and .generate(prompt, sampler="gate", steps=64) -> text and stats (ardm.generation.pipeline)."""
+    from ardm.generation.pipeline import load as _load
 
     return _load(path, device)
 

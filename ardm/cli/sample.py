@@ -80,78 +80,47 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import time
-
-    import torch
-
+    """A thin wrapper over `ardm.load(DIR).generate(...)` (ardm.generation.pipeline)."""
     from ardm.cli.args import check_out_folders, save_trace
-    from ardm.core.checkpoint import load
     from ardm.core.runtime import resolve_device
-    from ardm.generation.gate.store import gate_sampler
-    from ardm.generation.loop import generate
-    from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
+    from ardm.generation.pipeline import load
+    from ardm.generation.registry import SAMPLERS, parse_options
 
     check_out_folders(args, "trace", "html")
     explicit = parse_options(args.sampler, args.set)
-    if args.sampler != "gate":
-        if args.gate:
-            raise ArdmError("--gate applies to --sampler gate only")
-        sampler = make_sampler(args.sampler, **explicit)
-    else:
-        SAMPLERS["gate"].Options(**explicit)  # bad options fail before the checkpoint is read
+    if args.sampler != "gate" and args.gate:
+        raise ArdmError("--gate applies to --sampler gate only")
+    SAMPLERS[args.sampler].Options(**explicit)  # bad options fail before the checkpoint is read
     for flag in ("num", "steps", "batch_size", "mbr"):
         if getattr(args, flag) < 1:
             raise ArdmError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    device = resolve_device(args.device)
-    loaded = load(args.checkpoint, device=str(device))
-    model, tok = loaded.model, loaded.tokenizer
-    if args.sampler == "gate":
-        sampler, note = gate_sampler(loaded.path, explicit, args.gate, device)
-        if note:
-            print(note, file=sys.stderr)
-    sampler.check_model(model.cfg.attention, loaded.config.noise.kind)
-    length = args.length if args.length is not None else min(loaded.config.data.seq_len, model.cfg.max_len)
-    prompt = torch.tensor(tok.encode(args.prompt), dtype=torch.long)
-    start, samples, traces = time.perf_counter(), [], []
-    total = args.num * args.mbr  # with MBR, sample i's candidates use seeds S + i K .. S + i K + K - 1
-    for first in range(0, total, args.batch_size):
-        batch = min(args.batch_size, total - first)
-        g = generate(model, sampler, length=length, steps=args.steps, batch=batch, prompt=prompt,
-                     seed=args.seed + first, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                     progress=not (args.json or args.no_progress or args.show),
-                     trace=bool(args.trace or args.html or args.show), block_size=args.block_size,
-                     cache=args.cache, approximate=args.approximate)
-        if args.show and first == 0:
-            from ardm.cli.show import animate
+    loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
+    out = loaded.generate(args.prompt, sampler=args.sampler, steps=args.steps, num=args.num,
+                          length=args.length, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                          top_p=args.top_p, mbr=args.mbr, batch_size=args.batch_size, gate_path=args.gate,
+                          block_size=args.block_size, cache=args.cache, approximate=args.approximate,
+                          progress=not (args.json or args.no_progress or args.show),
+                          trace=bool(args.trace or args.html or args.show), **explicit)
+    if out.note:
+        print(out.note, file=sys.stderr)
+    if args.show:
+        from ardm.cli.show import animate
 
-            animate(g.trace, tok, prompt.tolist())
-        for b, row in enumerate(g.tokens.tolist()):
-            c = g.row_counts(b)
-            overwrites = {"selected": c["overwrites_selected"], "effective": c["overwrites_effective"]}
-            samples.append({"seed": args.seed + first + b, "text": tok.decode(row), "nfe": c["nfe"],
-                            "token_forwards": c["token_forwards"],
-                            "writes": c["writes"], "overwrites": overwrites, "remasks": c["remasks"]})
-        if args.trace or (args.html and first == 0):
-            traces.append({"first_sample": first, **g.trace})
-    if args.mbr > 1:
-        from ardm.generation.mbr import mbr_choose
-
-        samples = mbr_choose(samples, args.mbr)
-    wall = time.perf_counter() - start
-    if traces:
+        animate(out.traces[0], loaded.tokenizer, loaded.tokenizer.encode(args.prompt))
+    traces = out.traces if args.trace else out.traces[:1]
+    if args.trace or args.html:
         from ardm.generation.trace import trace_document
 
-        save_trace(args, trace_document(traces, tok, checkpoint=str(loaded.path), prompt=args.prompt,
-                                        seed=args.seed, temperature=args.temperature))
+        save_trace(args, trace_document(traces, loaded.tokenizer, checkpoint=str(loaded.path),
+                                        prompt=args.prompt, seed=args.seed, temperature=args.temperature))
     if args.json:
-        print(json.dumps({"checkpoint": str(loaded.path), "sampler": sampler.name,
-                          "options": dataclasses.asdict(sampler.options), "steps": args.steps,
-                          "block_size": args.block_size, "cache": args.cache,
-                          "length": length, "prompt": args.prompt, "seed": args.seed,
+        print(json.dumps({"checkpoint": str(loaded.path), "sampler": out.sampler, "options": out.options,
+                          "steps": args.steps, "block_size": args.block_size, "cache": args.cache,
+                          "length": out.length, "prompt": args.prompt, "seed": args.seed,
                           "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-                          "samples": samples, "wall_time_s": round(wall, 4)}, indent=2))
+                          "samples": out.samples, "wall_time_s": out.wall_time_s}, indent=2))
     else:
-        for smp in samples:
+        for smp in out.samples:
             print(smp["text"])
             print(f"--- seed {smp['seed']}: NFE {smp['nfe']}, overwrites {smp['overwrites']['effective']} "
                   f"effective / {smp['overwrites']['selected']} selected")

@@ -156,6 +156,7 @@ def _load_models(cfg: CompareConfig) -> Models:
 
 def _sampler(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig) -> Sampler:
     # one calibration per budget and signal definition, shared by the specs
+    spec = spec.resolve(m.denoiser.path)
     key = (K, *sorted(spec.signal_options.items()))
     if spec.calibrated and key not in m.gate_stats:
         m.gate_stats[key] = calibrate(m.denoiser.model, length=len(m.prompt) + m.n, steps=K,

@@ -1,7 +1,8 @@
 """`ardm demo`: the sampler comparison (ardm.evaluation.compare) on the bundled Tiny Shakespeare checkpoints.
 
-Offline, a few minutes on 2 CPU cores: `l2r`, `fixed`, `remdm`, `acs`, the linear gate and the
-learned gate (plus true AR decoding with the reference, for context) at several NFE budgets on the
+Offline, a few minutes on 2 CPU cores: `l2r`, `fixed`, `remdm`, `acs`, the default gate (the
+bundled denoiser's trained gate, ardm.generation.specs) and the linear gate (plus true AR decoding
+with the reference, for context) at several NFE budgets on the
 bundled hybrid-noise denoiser, scored by the bundled AR reference. Writes results.json, summary.md
 and the plots into --out and prints the table. The bundled models were trained by our recipes
 (`checkpoints/README.md` has the commands and their metrics).
@@ -17,7 +18,7 @@ from ardm.evaluation.report import best_by_budget, gate_statements, headline, su
 
 BUNDLED = Path(__file__).resolve().parents[2] / "checkpoints"  # the repository's checkpoints/
 DENOISER, REFERENCE = "shakespeare-char", "shakespeare-char-ar"
-DEMO_SAMPLERS = ["l2r", "fixed", "remdm", "acs", "gate", "gate-learned", "ar"]
+DEMO_SAMPLERS = ["l2r", "fixed", "remdm", "acs", "gate", "gate-linear", "ar"]
 DEMO_NFE = [16, 32, 64]
 DEMO_TOKENS = 64
 DEMO_NUM = 32

@@ -3,8 +3,11 @@
 
     fixed   remdm:strategy=loop   gate   gate-learned   no-entropy=gate:b_h=0   gate:temperature=1.2
 
-`gate` is the linear gate (calibrated normalisation statistics, SPEC §6.8); `gate-learned` the
-trained gate beside the checkpoint (or `gate-learned:path=DIR`); `temperature=` overrides the run's
+`gate` is the default gate of the checkpoint it runs on (`resolve`): the trained gate beside it
+when it has one, with that gate's stored options (the configuration the quality-diversity frontier
+ranks best, issue 15: docs/gate.md), else the linear gate with calibrated normalisation statistics
+(SPEC §6.8). `gate-linear` and `gate-learned` (or `gate-learned:path=DIR`) choose explicitly;
+`temperature=` overrides the run's
 temperature for that spec. `block=W`, `cache=NAME` and `approximate=1` are options of the loop
 (`generate`'s block_size, cache, approximate; ardm compare passes them), e.g.
 `dual=mdlm:block=32:cache=dual:approximate=1` (docs/speed.md).
@@ -12,14 +15,15 @@ temperature for that spec. `block=W`, `cache=NAME` and `approximate=1` are optio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ardm.core.checkpoint import read_checkpoint
 from ardm.errors import ArdmError
-from ardm.generation.gate.store import gate_sampler
+from ardm.generation.gate.store import find_gate, gate_sampler
 from ardm.generation.registry import Sampler, make_sampler, parse_options
 
-ALIASES = {"gate": ("gate", ["gate=linear"]), "gate-linear": ("gate", ["gate=linear"]),
+ALIASES = {"gate": ("gate", []), "gate-linear": ("gate", ["gate=linear"]),
            "gate-learned": ("gate", ["gate=learned"])}
 OWN_KEYS = ("path", "temperature", "block", "cache", "approximate")  # not sampler options
 CALIBRATION_SEED_OFFSET = 1_000_000  # calibration draws never reuse the evaluation seeds
@@ -63,15 +67,26 @@ class SamplerSpec:
             loop["approximate"] = own["approximate"].lower() in ("1", "true", "yes")
         return cls(label, name, parse_options(name, pairs), own.get("path"), temperature, loop)
 
+    def resolve(self, checkpoint) -> SamplerSpec:
+        """This spec on `checkpoint`: a `gate` that does not choose (no gate=) becomes the trained
+        gate beside the checkpoint (or in path=) when there is one, else the linear gate. Every run
+        resolves its specs before it calibrates or builds them, so one name means one configuration
+        per checkpoint, as `ardm sample --sampler gate` and `Pipeline.generate` read it."""
+        if self.name != "gate" or "gate" in self.options:
+            return self
+        has_gate = self.gate_path is not None or find_gate(read_checkpoint(checkpoint, verify=False))
+        return replace(self, options={**self.options, "gate": "learned" if has_gate else "linear"})
+
     def build(self, checkpoint, device: str = "cpu", stats=None) -> Sampler:
-        """The sampler this spec names. A trained gate (gate-learned) is loaded from beside
-        `checkpoint` (or from path=); `stats` are the calibrated normalisation statistics a
+        """The sampler this spec names on `checkpoint` (resolved first). A trained gate is loaded from
+        beside `checkpoint` (or from path=); `stats` are the calibrated normalisation statistics a
         `calibrated` linear gate runs with (SPEC §6.8)."""
-        if self.name == "gate" and self.options.get("gate") not in ("linear", "none"):
-            sampler, _ = gate_sampler(checkpoint, dict(self.options), self.gate_path, device)
+        spec = self.resolve(checkpoint)
+        if spec.name == "gate" and spec.options["gate"] != "linear" and spec.options["gate"] != "none":
+            sampler, _ = gate_sampler(checkpoint, dict(spec.options), spec.gate_path, device)
         else:
-            sampler = make_sampler(self.name, **self.options)
-        if self.calibrated and stats is not None:
+            sampler = make_sampler(spec.name, **spec.options)
+        if spec.calibrated and stats is not None:
             sampler.stats = stats
         return sampler
 
@@ -83,6 +98,9 @@ class SamplerSpec:
 
     @property
     def calibrated(self) -> bool:
-        """A linear gate without its own statistics file: calibrate at each budget (SPEC §6.8)."""
+        """A linear gate without its own statistics file: calibrate at each budget (SPEC §6.8). Only
+        on a resolved spec (`resolve`): an undecided `gate` may be a trained one."""
         o = self.options
+        if self.name == "gate" and "gate" not in o:
+            raise ValueError(f"sampler spec {self.label!r}: resolve() it against its checkpoint first")
         return self.name == "gate" and o.get("gate") == "linear" and not o.get("stats_file")

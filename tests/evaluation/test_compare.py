@@ -183,7 +183,7 @@ def test_low_entropy_runs_are_flagged_and_never_best():
 def test_sampler_specs_parse_labels_aliases_and_options():
     s = SamplerSpec.parse("gate-learned")
     assert (s.label, s.name, s.options) == ("gate-learned", "gate", {"gate": "learned"})
-    s = SamplerSpec.parse("no entropy=gate:b_h=0")
+    s = SamplerSpec.parse("no entropy=gate-linear:b_h=0")
     assert (s.label, s.name, s.options["b_h"]) == ("no entropy", "gate", 0.0) and s.calibrated
     s = SamplerSpec.parse("remdm:strategy=loop")
     assert (s.label, s.options) == ("remdm:strategy=loop", {"strategy": "loop"})
@@ -263,8 +263,8 @@ def test_cli_compare_refuses_swapped_models(models, tmp_path, capsys):
 
 
 def test_demo_runs_on_the_bundled_checkpoints(tmp_path, capsys):
-    """The bundled denoiser, its learned gate (keyed to the fp16 weights) and the AR reference load
-    and run through the demo (tiny budgets here; `make demo` runs the full one)."""
+    """The bundled denoiser, its learned gate (keyed to the fp16 weights; the default `gate` there) and
+    the AR reference load and run through the demo (tiny budgets here; `make demo` runs the full one)."""
     code = main(["demo", "--out", str(tmp_path / "demo"), "--num", "2", "--nfe", "2,4", "--tokens", "4",
                  "--no-progress"])
     out = capsys.readouterr().out
@@ -273,7 +273,10 @@ def test_demo_runs_on_the_bundled_checkpoints(tmp_path, capsys):
     jsonschema.validate(res, schema())
     assert "frontier" not in res and "temperatures" not in res["config"]  # the demo's format is unchanged
     labels = {r["label"] for r in res["runs"]}
-    assert {"l2r", "fixed", "remdm", "acs", "gate", "gate-learned", "ar"} <= labels
+    assert {"l2r", "fixed", "remdm", "acs", "gate", "gate-linear", "ar"} <= labels
+    gate = [r["options"] for r in res["runs"] if r["label"] == "gate"]  # default: the bundled trained gate
+    assert gate and all(o["gate"] == "learned" and o["mode"] == "remdm" for o in gate)
+    assert all(r["options"]["gate"] == "linear" for r in res["runs"] if r["label"] == "gate-linear")
     assert res["checkpoint"]["recipe"] == "shakespeare-char-from-ar"  # the bundled denoiser (issue 16)
     assert res["reference"]["recipe"] == "shakespeare-char-ar"
     assert res["checkpoint"]["validation"]["bits_per_char"] < 3.0

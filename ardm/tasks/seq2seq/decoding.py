@@ -62,7 +62,7 @@ def build_sampler(loaded: Loaded, spec: SamplerSpec, steps: int, sources: list[s
                   calibration_num: int = 32) -> Sampler:
     """The sampler a spec names, checked against the model; the linear `gate` is calibrated at this
     budget on the first `calibration_num` sources (SPEC §6.8), with the source clean."""
-    stats = None
+    stats, spec = None, spec.resolve(loaded.path)
     if spec.calibrated:
         src_len, tgt_len = layout(loaded)
         prompts = source_prompts(loaded.tokenizer, sources[:calibration_num], src_len)

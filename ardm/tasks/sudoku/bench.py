@@ -74,8 +74,7 @@ def attempt_all(loaded: Loaded, spec: SamplerSpec, pairs, K: int, cfg: BenchConf
                 traces: list[dict] | None = None):
     """Solve every puzzle once; returns per-puzzle records and the selectivity of the overwrites.
     With trace, each batch's loop trace (with its `first_sample`) is appended to `traces` if given."""
-    codec = Codec(loaded.tokenizer)
-    stats = None
+    codec, stats, spec = Codec(loaded.tokenizer), None, spec.resolve(loaded.path)
     if spec.calibrated:  # the linear gate's normalisation statistics at this budget (SPEC §6.8)
         cond = codec.conditioning([p for p, _ in pairs[:CALIBRATION_NUM]])
         stats = calibrate(loaded.model, length=cond["given"].shape[1], steps=K, num=len(cond["given"]),
