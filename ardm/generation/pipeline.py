@@ -102,7 +102,7 @@ class Pipeline(Loaded):
             samples += [_record(g, b, seed + first + b, self.tokenizer.decode(row))
                         for b, row in enumerate(g.tokens.tolist())]
             if trace:
-                traces.append({"first_sample": first, **g.trace})
+                traces.append({"first_sample": first, **(g.trace or {})})
         if mbr > 1:
             from ardm.generation.mbr import mbr_choose
 
