@@ -82,7 +82,7 @@ class SamplerSpec:
         beside `checkpoint` (or from path=); `stats` are the calibrated normalisation statistics a
         `calibrated` linear gate runs with (SPEC §6.8)."""
         spec = self.resolve(checkpoint)
-        if spec.name == "gate" and spec.options["gate"] != "linear" and spec.options["gate"] != "none":
+        if spec.name == "gate" and spec.options["gate"] not in ("linear", "none"):
             sampler, _ = gate_sampler(checkpoint, dict(spec.options), spec.gate_path, device)
         else:
             sampler = make_sampler(spec.name, **spec.options)
