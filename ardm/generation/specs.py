@@ -20,7 +20,7 @@ from typing import Any
 
 from ardm.core.checkpoint import read_checkpoint
 from ardm.errors import ArdmError
-from ardm.generation.gate.store import find_gate, gate_sampler
+from ardm.generation.gate.store import default_gate_choice, gate_sampler
 from ardm.generation.registry import Sampler, make_sampler, parse_options
 
 ALIASES = {"gate": ("gate", []), "gate-linear": ("gate", ["gate=linear"]),
@@ -74,8 +74,8 @@ class SamplerSpec:
         per checkpoint, as `ardm sample --sampler gate` and `Pipeline.generate` read it."""
         if self.name != "gate" or "gate" in self.options:
             return self
-        has_gate = self.gate_path is not None or find_gate(read_checkpoint(checkpoint, verify=False))
-        return replace(self, options={**self.options, "gate": "learned" if has_gate else "linear"})
+        choice = default_gate_choice(read_checkpoint(checkpoint, verify=False), self.gate_path)
+        return replace(self, options={**self.options, "gate": choice})
 
     def build(self, checkpoint, device: str = "cpu", stats=None) -> Sampler:
         """The sampler this spec names on `checkpoint` (resolved first). A trained gate is loaded from

@@ -36,3 +36,15 @@ def test_built_default_gate_runs_with_the_trained_scorer_and_its_stored_options(
     assert sampler.options.gate == "learned" and sampler.scorer is not None
     assert sampler.options.mode == "remdm"  # the bundled gate was trained for mode=remdm
     assert SamplerSpec.parse("gate").build(WITHOUT_GATE).options.gate == "linear"
+
+
+def test_one_default_gate_rule_for_specs_and_the_sample_command():
+    from ardm.core.checkpoint import read_checkpoint
+    from ardm.generation.gate.store import default_gate_choice, gate_sampler
+
+    for folder in (WITH_GATE, WITHOUT_GATE):
+        choice = default_gate_choice(read_checkpoint(folder, verify=False))
+        sampler, _ = gate_sampler(folder, {})  # what `ardm sample --sampler gate` runs
+        assert SamplerSpec.parse("gate").resolve(folder).options["gate"] == choice == sampler.options.gate
+    gate_dir = str(WITH_GATE / "gate")  # a given gate folder means the learned gate on any checkpoint
+    assert default_gate_choice(read_checkpoint(WITHOUT_GATE, verify=False), gate_dir) == "learned"

@@ -94,6 +94,12 @@ def find_gate(ckpt: Checkpoint) -> Path | None:
     return folder if (folder / GATE_JSON).exists() else None
 
 
+def default_gate_choice(ckpt: Checkpoint, gate_path: str | None = None) -> str:
+    """What a `gate` that does not choose means on `ckpt` (the one rule every command follows):
+    "learned" when a gate is given (path) or bundled beside the checkpoint, else "linear"."""
+    return "learned" if gate_path or find_gate(ckpt) is not None else "linear"
+
+
 def load_gate(path: str | os.PathLike, ckpt: Checkpoint) -> TrainedGate:
     """Read a gate folder and check that it was trained for this checkpoint's weights."""
     folder = Path(path)
@@ -151,13 +157,13 @@ def gate_sampler(checkpoint: str | os.PathLike, explicit: dict[str, Any], gate_p
             raise ArdmError(f"--gate {gate_path} conflicts with --set gate={choice}")
         return GateSampler(**explicit), None
     ckpt = read_checkpoint(checkpoint, verify=False)
-    path = Path(gate_path) if gate_path else find_gate(ckpt)
-    if path is None:
+    if default_gate_choice(ckpt, gate_path) == "linear":
         if choice == "learned":
             raise ArdmError(f"gate=learned but {ckpt.path} has no trained gate ({ckpt.path / GATE_DIR}); "
                             f"train one with `ardm train-gate --checkpoint {checkpoint}` or pass --gate PATH")
         return GateSampler(**explicit), (f"note: no trained gate in {ckpt.path / GATE_DIR}; using the "
                                          "linear default gate (train one with `ardm train-gate`)")
+    path = Path(gate_path) if gate_path else ckpt.path / GATE_DIR
     trained = load_gate(path, ckpt)
     options = {**trained.options, **explicit, "gate": "learned"}
     sampler = GateSampler(scorer=trained.scorer.to(device), stats=trained.stats, **options)
