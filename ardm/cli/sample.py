@@ -83,7 +83,7 @@ def run(args) -> int:
     """A thin wrapper over `ardm.load(DIR).generate(...)` (ardm.generation.pipeline)."""
     from ardm.cli.args import check_out_folders, save_trace
     from ardm.core.runtime import resolve_device
-    from ardm.generation.pipeline import load
+    from ardm.generation.pipeline import check_counts, load
     from ardm.generation.registry import SAMPLERS, parse_options
 
     check_out_folders(args, "trace", "html")
@@ -91,9 +91,7 @@ def run(args) -> int:
     if args.sampler != "gate" and args.gate:
         raise ArdmError("--gate applies to --sampler gate only")
     SAMPLERS[args.sampler].Options(**explicit)  # bad options fail before the checkpoint is read
-    for flag in ("num", "steps", "batch_size", "mbr"):
-        if getattr(args, flag) < 1:
-            raise ArdmError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    check_counts(True, num=args.num, steps=args.steps, batch_size=args.batch_size, mbr=args.mbr)
     loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
     out = loaded.generate(args.prompt, sampler=args.sampler, steps=args.steps, num=args.num,
                           length=args.length, seed=args.seed, temperature=args.temperature, top_k=args.top_k,

@@ -83,9 +83,7 @@ class Pipeline(Loaded):
         sampler `sampler` in `steps` steps (the NFE budget). `options` are the sampler's own
         (e.g. strategy="loop" for remdm, mode="remdm" for gate); temperature 0 = argmax; block_size,
         cache and approximate as in `ardm.generation.loop.generate`."""
-        for name, value in (("num", num), ("steps", steps), ("batch_size", batch_size), ("mbr", mbr)):
-            if value < 1:
-                raise ArdmError(f"{name} must be >= 1, got {value}")
+        check_counts(num=num, steps=steps, batch_size=batch_size, mbr=mbr)
         policy, note = self.sampler(sampler, gate_path, **options)
         if length is None:
             length = min(self.config.data.seq_len, self.model.cfg.max_len)
@@ -107,6 +105,15 @@ class Pipeline(Loaded):
             samples = mbr_choose(samples, mbr)
         return Samples(samples, policy.name, dataclasses.asdict(policy.options), steps, length,
                        round(time.perf_counter() - start, 4), note, traces)
+
+
+def check_counts(as_flags: bool = False, **counts: int) -> None:
+    """Every count of a generation call (num, steps, batch_size, mbr) is >= 1; `as_flags` names
+    them as the command line spells them (--batch-size), so `ardm sample` fails before loading."""
+    for name, value in counts.items():
+        if value < 1:
+            shown = "--" + name.replace("_", "-") if as_flags else name
+            raise ArdmError(f"{shown} must be >= 1, got {value}")
 
 
 def _record(g, b: int, seed: int, text: str) -> dict[str, Any]:
