@@ -227,11 +227,11 @@ def test_position_dependence_via_rope():
 def test_rope_preserves_norm_and_relative_positions():
     """RoPE is a rotation: norms are kept, and q.k depends only on the position offset."""
     hd, L = 8, 10
-    cos, sin = rope_tables(hd, L)
+    rope = rope_tables(hd, L)
     g = torch.Generator().manual_seed(0)
     q = torch.randn(1, 1, 1, hd, generator=g).expand(1, 1, L, hd)
     k = torch.randn(1, 1, 1, hd, generator=g).expand(1, 1, L, hd)
-    rq, rk = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    rq, rk = apply_rope(q, rope), apply_rope(k, rope)
     assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
     dots = (rq[0, 0][:, None, :] * rk[0, 0][None, :, :]).sum(-1)  # [L, L]
     for off in range(-3, 4):
