@@ -91,7 +91,7 @@ def run(args) -> int:
     if args.sampler != "gate" and args.gate:
         raise ArdmError("--gate applies to --sampler gate only")
     SAMPLERS[args.sampler].Options(**explicit)  # bad options fail before the checkpoint is read
-    check_counts(True, num=args.num, steps=args.steps, batch_size=args.batch_size, mbr=args.mbr)
+    check_counts(as_flags=True, num=args.num, steps=args.steps, batch_size=args.batch_size, mbr=args.mbr)
     loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
     out = loaded.generate(args.prompt, sampler=args.sampler, steps=args.steps, num=args.num,
                           length=args.length, seed=args.seed, temperature=args.temperature, top_k=args.top_k,

@@ -107,7 +107,7 @@ class Pipeline(Loaded):
                        round(time.perf_counter() - start, 4), note, traces)
 
 
-def check_counts(as_flags: bool = False, **counts: int) -> None:
+def check_counts(*, as_flags: bool = False, **counts: int) -> None:
     """Every count of a generation call (num, steps, batch_size, mbr) is >= 1; `as_flags` names
     them as the command line spells them (--batch-size), so `ardm sample` fails before loading."""
     for name, value in counts.items():
