@@ -50,7 +50,8 @@ class GateOptions:
     eta: float = 0.05  # mode="remdm": remask rate sigma = min(eta, sigma_max) of the visible tokens
     reveal: str = "confidence"  # count-rule reveals: highest q(new) first | "random" (MDLM-like) |
     #                             "margin": largest top-1 - top-2 gap of q first (Kim et al. 2025) |
-    #                             "sampled": drawn in proportion to q(new)^(1/T) (confidence at T = 0)
+    #                             "sampled": drawn in proportion to q(new)^(1/T) (confidence at T = 0) |
+    #                             "joint": position ∝ sum_v q(v)^(1/T) (random at T = 1, confidence at 0)
     y_tilde: str = "current"  # token whose confidence change Dl measures: "current" | "argmax"
     margin: str = "top2"  # M: top1 - top2 logit gap ([S0]) | "current": the visible token's own margin
     argmax: bool = False  # new ids by argmax instead of a draw at the run's temperature
@@ -63,7 +64,7 @@ class GateOptions:
         _one_of("mask", self.mask, MASK_RULES.names())
         _one_of("fill", self.fill, ("all", "schedule"))
         _one_of("mode", self.mode, ("replace", "remask", "remdm"))
-        _one_of("reveal", self.reveal, ("confidence", "random", "margin", "sampled"))
+        _one_of("reveal", self.reveal, ("confidence", "random", "margin", "sampled", "joint"))
         _one_of("y_tilde", self.y_tilde, ("current", "argmax"))
         _one_of("margin", self.margin, ("top2", "current"))
         if not 0.0 <= self.delta <= 1.0:

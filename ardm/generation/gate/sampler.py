@@ -11,7 +11,7 @@ from ardm.generation.gate.scoring import GateScorer, LinearGate, NoGate, SignalS
 from ardm.generation.samplers.base import Sampler, StepState, WriteSet, sample_from, top_n_mask
 from ardm.generation.samplers.masked import margin
 from ardm.generation.samplers.remdm import remask_cap
-from ardm.generation.token_sampling import gumbel
+from ardm.generation.token_sampling import filter_logits, gumbel
 
 
 class GateSampler(Sampler):
@@ -100,9 +100,18 @@ class GateSampler(Sampler):
         remasking=margin), or "sampled": drawn without replacement with probability proportional to
         q(new)^(1/T) at the run's temperature T (Gumbel-top-n on log q(new) / T, fp64): confidence
         order at T = 0, between confidence and random above it, so the temperature moves both the
-        values and the order."""
+        values and the order. "joint" draws the next (position, token) move from the tempered joint
+        over every MASKed position and token, P(i, v) ∝ q_i(v)^(1/T): position i with probability
+        ∝ Z_i = sum_v q_i(v)^(1/T) (Gumbel-top-n on log Z_i, fp64), its token from q_i^(1/T) as
+        always. At T = 1 every Z_i = 1 (random order, MDLM's reveals), below 1 peaked positions go
+        first (confidence order as T -> 0), above 1 flat ones: one knob, no reveal temperature of
+        its own (SPEC §11.4)."""
         if self.options.reveal == "random":
             score = s.uniform()
+        elif self.options.reveal == "joint" and s.sampling.temperature > 0:
+            o = s.sampling
+            log_q = filter_logits(s.logits.double(), o.top_k, o.top_p).log_softmax(-1)
+            score = (log_q / o.temperature).logsumexp(-1) + gumbel(s.uniform())
         elif self.options.reveal == "margin":
             score = margin(s.probs())
         else:

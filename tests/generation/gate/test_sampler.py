@@ -7,7 +7,7 @@ import torch
 
 from ardm.generation.gate.sampler import GateSampler
 from ardm.generation.loop import generate
-from ardm.generation.samplers.base import StepState
+from ardm.generation.samplers.base import StepState, TokenSampling
 from tests.toy_models import ToyModel, contextual
 
 L, K = 12, 6
@@ -72,6 +72,47 @@ def test_sampled_reveals_are_confidence_order_at_temperature_zero_and_drawn_abov
     assert torch.equal(run("sampled", 0.0), run("confidence", 0.0))
     hot = run("sampled", 1.0)
     assert not torch.equal(hot, run("confidence", 1.0)) and not torch.equal(hot, run("random", 1.0))
+
+
+def test_joint_reveals_are_random_order_at_temperature_one_and_confidence_order_when_cold():
+    model = contextual(vocab=5, max_len=L)
+
+    def run(reveal: str, temperature: float) -> torch.Tensor:
+        return generate(model, GateSampler(mode="remdm", eta=0.2, reveal=reveal), length=L, steps=K, batch=8,
+                        prompt=torch.tensor([1]), seed=3, temperature=temperature).tokens
+
+    # at T = 1 every position's Z_i = sum_v q_i(v) is 1: the Gumbel draw alone orders them, and it is
+    # a monotone map of the same uniforms `random` ranks, so the samples are the same
+    assert torch.equal(run("joint", 1.0), run("random", 1.0))
+    assert torch.equal(run("joint", 0.0), run("confidence", 0.0))  # T = 0: argmax moves only
+    hot = run("joint", 0.5)
+    assert not torch.equal(hot, run("random", 0.5))
+
+
+def test_joint_reveal_prefers_peaked_positions_below_temperature_one_and_flat_ones_above():
+    # two MASKs, one reveal: position 0 peaked (q = .9, .025 x 4), position 1 flat (uniform); mask_id 5
+    peaked = torch.tensor([0.9, 0.025, 0.025, 0.025, 0.025]).log()
+    logits = torch.stack([peaked, torch.zeros(5)])[None].expand(2000, 2, 5)
+    x = torch.full((2000, 2), 5)
+
+    def peaked_first(temperature: float) -> float:
+        generators = [torch.Generator().manual_seed(b) for b in range(2000)]
+        s = StepState.begin(x, k=1, K=2, mask_id=5, generators=generators,
+                            sampling=TokenSampling(temperature=temperature))
+        s.logits = logits
+        new = s.sample()
+        chosen = GateSampler(reveal="joint")._reveal(s, s.masked, new, torch.ones(2000, dtype=torch.long))
+        assert bool((chosen.sum(1) == 1).all())
+        return float(chosen[:, 0].double().mean())
+
+    # P(peaked first) = Z_0 / (Z_0 + Z_1), Z_i = sum_v q_i(v)^(1/T): 1/2 at T = 1
+    def z(q: list[float], T: float) -> float:
+        return sum(v ** (1 / T) for v in q)
+
+    for T in (0.5, 1.0, 2.0):
+        want = z([0.9] + [0.025] * 4, T) / (z([0.9] + [0.025] * 4, T) + z([0.2] * 5, T))
+        assert abs(peaked_first(T) - want) < 0.04, T
+    assert peaked_first(0.5) > 0.75 and peaked_first(2.0) < 0.45  # confidence-like cold, anti hot
 
 
 def test_margin_reveals_the_least_contested_mask_first_where_confidence_picks_another():
