@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
         epilog=f"sampler options (see ardm/samplers/ for their meaning and defaults):\n{options}",
         formatter_class=_DefaultsAndRawEpilog)
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or run directory")
-    p.add_argument("--sampler", required=True, help="sampler name")
+    p.add_argument("--sampler", required=True,
+                   help="sampler name, or a spec as `ardm compare` takes it (gate-linear, gate:reveal=joint)")
     p.add_argument("--steps", type=int, required=True, help="sampler steps K (the NFE budget)")
     p.add_argument("--num", type=int, default=1, help="number of samples")
     p.add_argument("--length", type=int,
@@ -85,17 +86,20 @@ def run(args) -> int:
     from ardm.core.runtime import resolve_device
     from ardm.generation.pipeline import check_counts, load
     from ardm.generation.registry import SAMPLERS, parse_options
+    from ardm.generation.specs import one_run_sampler
 
     check_out_folders(args, "trace", "html")
-    explicit = parse_options(args.sampler, args.set)
-    if args.sampler != "gate" and args.gate:
+    name, spec_options, spec_gate = one_run_sampler(args.sampler)  # gate-linear, gate:reveal=joint, ...
+    explicit = {**spec_options, **parse_options(name, args.set)}
+    gate = args.gate or spec_gate
+    if name != "gate" and gate:
         raise ArdmError("--gate applies to --sampler gate only")
-    SAMPLERS[args.sampler].Options(**explicit)  # bad options fail before the checkpoint is read
+    SAMPLERS[name].Options(**explicit)  # bad options fail before the checkpoint is read
     check_counts(as_flags=True, num=args.num, steps=args.steps, batch_size=args.batch_size, mbr=args.mbr)
     loaded = load(args.checkpoint, device=str(resolve_device(args.device)))
-    out = loaded.generate(args.prompt, sampler=args.sampler, steps=args.steps, num=args.num,
+    out = loaded.generate(args.prompt, sampler=name, steps=args.steps, num=args.num,
                           length=args.length, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
-                          top_p=args.top_p, mbr=args.mbr, batch_size=args.batch_size, gate_path=args.gate,
+                          top_p=args.top_p, mbr=args.mbr, batch_size=args.batch_size, gate_path=gate,
                           block_size=args.block_size, cache=args.cache, approximate=args.approximate,
                           progress=not (args.json or args.no_progress or args.show),
                           trace=bool(args.trace or args.html or args.show), **explicit)

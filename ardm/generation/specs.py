@@ -104,3 +104,15 @@ class SamplerSpec:
         if self.name == "gate" and "gate" not in o:
             raise ValueError(f"sampler spec {self.label!r}: resolve() it against its checkpoint first")
         return self.name == "gate" and o.get("gate") == "linear" and not o.get("stats_file")
+
+
+def one_run_sampler(text: str) -> tuple[str, dict[str, Any], str | None]:
+    """A spec used for one run (`ardm sample --sampler`, `Pipeline.generate(sampler=...)`): its sampler
+    name, typed options and gate path. Temperature and the loop's settings are that call's own
+    arguments there, so a spec carrying them is refused rather than silently overriding them."""
+    spec = SamplerSpec.parse(text)
+    if spec.label != text.strip() or spec.temperature is not None or spec.loop:
+        raise ArdmError(f"sampler {text!r}: a label, temperature= or the loop's block= / cache= / "
+                        "approximate= belong to `ardm compare` specs; give them as this call's own "
+                        "arguments (temperature, block size, cache)")
+    return spec.name, spec.options, spec.gate_path

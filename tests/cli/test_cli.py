@@ -185,3 +185,16 @@ def test_sample_blocks_and_cache_flags(capsys):
         assert err.startswith("ardm: error:") and msg in err and err.count("\n") == 1
     assert main(base + ["--block-size", "8", "--cache", "dual", "--approximate"]) == 0
     assert json.loads(capsys.readouterr().out)["cache"] == "dual"
+
+
+def test_sample_takes_a_compare_style_spec_and_set_overrides_it(capsys):
+    base = ["sample", "--checkpoint", "checkpoints/shakespeare-char", "--steps", "4", "--length", "12",
+            "--no-progress", "--json", "--temperature", "0.7"]
+    assert main(base + ["--sampler", "gate:reveal=joint:eta=0.2", "--set", "eta=0.3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sampler"] == "gate" and out["options"]["reveal"] == "joint" and out["options"]["eta"] == 0.3
+    assert main(base + ["--sampler", "gate-linear"]) == 0
+    assert json.loads(capsys.readouterr().out)["options"]["gate"] == "linear"
+    assert main(base + ["--sampler", "gate:temperature=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ardm: error:") and "temperature=" in err and err.count("\n") == 1

@@ -52,3 +52,16 @@ def test_the_default_gate_of_the_bundled_denoiser_is_its_trained_gate():
     assert "trained" in out.note and out.text.startswith("ROMEO:")
     linear = model.generate("ROMEO:", sampler="gate", steps=4, length=12, gate="linear")
     assert linear.options["gate"] == "linear" and linear.note is None
+
+
+def test_a_compare_style_spec_names_the_same_sampler_as_name_plus_options(tiny_models):
+    model = ardm.load(tiny_models[0])
+    kw = {"steps": 3, "num": 2, "length": 8, "seed": 1, "temperature": 0.7}
+    spec = model.generate("a", sampler="gate:reveal=joint:eta=0.2", **kw)
+    plain = model.generate("a", sampler="gate", reveal="joint", eta=0.2, **kw)
+    assert spec.texts == plain.texts and spec.options == plain.options and spec.options["reveal"] == "joint"
+    assert model.generate("a", sampler="gate:eta=0.2", eta=0.3, **kw).options["eta"] == 0.3  # kwargs win
+    assert model.generate("a", sampler="gate-linear", **kw).options["gate"] == "linear"
+    for bad in ("gate:temperature=2", "mine=gate", "mdlm:block=4"):
+        with pytest.raises(ArdmError, match="belong to `ardm compare` specs"):
+            model.generate("a", sampler=bad, **kw)
