@@ -110,6 +110,7 @@ class GateSampler(Sampler):
             score = s.uniform()
         elif self.options.reveal == "joint" and s.sampling.temperature > 0:
             o = s.sampling
+            assert s.logits is not None, "reveals are chosen inside step()"
             log_q = filter_logits(s.logits.double(), o.top_k, o.top_p).log_softmax(-1)
             score = (log_q / o.temperature).logsumexp(-1) + gumbel(s.uniform())
         elif self.options.reveal == "margin":
