@@ -62,25 +62,22 @@ def test_remdm_mode_never_remasks_at_the_last_step_and_reveals_everything():
     assert float(pi.max()) == 0.0  # sigma_max = (1 - alpha_s)/alpha_t = 0 when alpha_s = 1
 
 
+def run_reveals(reveal: str, temperature: float) -> torch.Tensor:
+    """Tokens of a remdm-mode gate run with these reveals on the contextual toy model (seed 3)."""
+    sampler = GateSampler(mode="remdm", eta=0.2, reveal=reveal)
+    return generate(contextual(vocab=5, max_len=L), sampler, length=L, steps=K, batch=8,
+                    prompt=torch.tensor([1]), seed=3, temperature=temperature).tokens
+
+
 def test_sampled_reveals_are_confidence_order_at_temperature_zero_and_drawn_above_it():
-    model = contextual(vocab=5, max_len=L)
-
-    def run(reveal: str, temperature: float) -> torch.Tensor:
-        return generate(model, GateSampler(mode="remdm", eta=0.2, reveal=reveal), length=L, steps=K, batch=8,
-                        prompt=torch.tensor([1]), seed=3, temperature=temperature).tokens
-
+    run = run_reveals
     assert torch.equal(run("sampled", 0.0), run("confidence", 0.0))
     hot = run("sampled", 1.0)
     assert not torch.equal(hot, run("confidence", 1.0)) and not torch.equal(hot, run("random", 1.0))
 
 
 def test_joint_reveals_are_random_order_at_temperature_one_and_confidence_order_when_cold():
-    model = contextual(vocab=5, max_len=L)
-
-    def run(reveal: str, temperature: float) -> torch.Tensor:
-        return generate(model, GateSampler(mode="remdm", eta=0.2, reveal=reveal), length=L, steps=K, batch=8,
-                        prompt=torch.tensor([1]), seed=3, temperature=temperature).tokens
-
+    run = run_reveals
     # at T = 1 every position's Z_i = sum_v q_i(v) is 1: the Gumbel draw alone orders them, and it is
     # a monotone map of the same uniforms `random` ranks, so the samples are the same
     assert torch.equal(run("joint", 1.0), run("random", 1.0))
