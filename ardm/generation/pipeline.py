@@ -26,7 +26,7 @@ from ardm.core.checkpoint import load as load_checkpoint
 from ardm.errors import ArdmError
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, Sampler, make_sampler
-from ardm.generation.specs import ALIASES, one_run_sampler
+from ardm.generation.specs import one_run_sampler
 
 
 @dataclass
@@ -63,9 +63,8 @@ class Pipeline(Loaded):
         the option gate="linear" | "none" | "learned" chooses the kind explicitly). `name` may be a
         spec as `ardm compare` writes it, e.g. "gate-linear" or "gate:reveal=joint" (its options are
         overridden by `options`)."""
-        if name in ALIASES or ":" in name or "=" in name:
-            name, spec_options, spec_gate = one_run_sampler(name)
-            options, gate_path = {**spec_options, **options}, gate_path or spec_gate
+        name, spec_options, spec_gate = one_run_sampler(name)  # a plain name parses to itself
+        options, gate_path = {**spec_options, **options}, gate_path or spec_gate
         if name == "gate":
             from ardm.generation.gate.store import gate_sampler
 

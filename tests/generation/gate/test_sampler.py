@@ -70,20 +70,19 @@ def run_reveals(reveal: str, temperature: float) -> torch.Tensor:
 
 
 def test_sampled_reveals_are_confidence_order_at_temperature_zero_and_drawn_above_it():
-    run = run_reveals
-    assert torch.equal(run("sampled", 0.0), run("confidence", 0.0))
-    hot = run("sampled", 1.0)
-    assert not torch.equal(hot, run("confidence", 1.0)) and not torch.equal(hot, run("random", 1.0))
+    assert torch.equal(run_reveals("sampled", 0.0), run_reveals("confidence", 0.0))
+    hot = run_reveals("sampled", 1.0)
+    assert not torch.equal(hot, run_reveals("confidence", 1.0))
+    assert not torch.equal(hot, run_reveals("random", 1.0))
 
 
 def test_joint_reveals_are_random_order_at_temperature_one_and_confidence_order_when_cold():
-    run = run_reveals
     # at T = 1 every position's Z_i = sum_v q_i(v) is 1: the Gumbel draw alone orders them, and it is
     # a monotone map of the same uniforms `random` ranks, so the samples are the same
-    assert torch.equal(run("joint", 1.0), run("random", 1.0))
-    assert torch.equal(run("joint", 0.0), run("confidence", 0.0))  # T = 0: argmax moves only
-    hot = run("joint", 0.5)
-    assert not torch.equal(hot, run("random", 0.5))
+    assert torch.equal(run_reveals("joint", 1.0), run_reveals("random", 1.0))
+    assert torch.equal(run_reveals("joint", 0.0), run_reveals("confidence", 0.0))  # T = 0: argmax moves only
+    hot = run_reveals("joint", 0.5)
+    assert not torch.equal(hot, run_reveals("random", 0.5))
 
 
 def test_joint_reveal_prefers_peaked_positions_below_temperature_one_and_flat_ones_above():
