@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     e.add_argument("--data", help="the parallel corpus (default: the checkpoint's data.path)")
     e.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both models")
     e.add_argument("--out", required=True, help="folder for results.json, summary.md and bleu_vs_nfe.png")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = ss.add_parser("distill", help="sequence-level knowledge distillation: the AR twin's beam outputs "
                                       "as training targets",
                       description="Decodes every distinct training source of the teacher's parallel corpus "
@@ -62,7 +63,7 @@ def run(args) -> int:
                      mbr=int_list(args.mbr, "MBR candidate counts"), num=args.num,
                      temperature=args.temperature,
                      seed=args.seed, batch_size=args.batch_size, beam=args.beam, data=args.data or "",
-                     device=args.device)
+                     device=args.device, progress=not args.no_progress)
     results = run_eval(cfg, args.out)
     print("\n".join(goal_lines(results)))
     print(f"wrote {args.out}/results.json, summary.md, bleu_vs_nfe.png")

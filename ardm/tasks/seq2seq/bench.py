@@ -43,6 +43,7 @@ class EvalConfig:
     data: str = ""  # the corpus (default: the checkpoint's data.path)
     calibration_num: int = 32
     device: str = "cpu"
+    progress: bool = True  # a bar per decode (candidates x batches)
 
     def __post_init__(self) -> None:
         for k in self.mbr:
@@ -70,7 +71,7 @@ def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, re
         sampler = build_sampler(loaded, spec, K, sources, cfg.seed, cfg.calibration_num)
         temperature = cfg.temperature if spec.temperature is None else spec.temperature
         d = decode(loaded, sources, sampler, K, k=max(cfg.mbr), seed=cfg.seed, temperature=temperature,
-                   batch_size=cfg.batch_size)
+                   batch_size=cfg.batch_size, progress=cfg.progress, desc=f"{spec.label} NFE {K}")
         for k in sorted(cfg.mbr):
             texts, nfe = d.choose(k)
             runs.append({"label": spec.label, "sampler": spec.name,
@@ -88,7 +89,8 @@ def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[di
     runs = []
     greedy = make_sampler("ar")
     for label, sampler, beam in (("ar-greedy", greedy, 0), (f"ar-beam{cfg.beam}", None, cfg.beam)):
-        d = decode(ar, sources, sampler, tgt_len, temperature=0.0, batch_size=cfg.batch_size, beam=beam)
+        d = decode(ar, sources, sampler, tgt_len, temperature=0.0, batch_size=cfg.batch_size, beam=beam,
+                   progress=cfg.progress, desc=label)
         texts, nfe = d.choose(1)
         runs.append({"label": label, "sampler": "ar" if beam == 0 else "beam", "beam": beam or 1,
                      "temperature": 0.0, "nfe_budget": tgt_len, "mbr": 1,

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from tqdm import tqdm
 
 from ardm.core.checkpoint import Loaded
 from ardm.data.parallel import EOS, Truncation, source_prompts, special_ids
@@ -86,9 +87,10 @@ def texts_of(loaded: Loaded, tokens: torch.Tensor, prompt_len: int) -> list[str]
 
 def decode(loaded: Loaded, sources: list[str], sampler: Sampler | None, steps: int, *, k: int = 1,
            seed: int = 0, temperature: float = 1.0, batch_size: int = 64, beam: int = 0,
-           progress: bool = False) -> Decoded:
+           progress: bool = False, desc: str = "decode") -> Decoded:
     """k candidates per source with `sampler` in `steps` steps (sampler None and beam > 0: beam search
-    of a causal model, one candidate). Batched; results do not depend on batch_size."""
+    of a causal model, one candidate). Batched; results do not depend on batch_size. `progress`: a
+    bar over the k x batches (candidates of every source)."""
     check_mbr(k)
     if not sources:
         raise ArdmError("no source lines to decode")
@@ -101,20 +103,20 @@ def decode(loaded: Loaded, sources: list[str], sampler: Sampler | None, steps: i
     cands: list[list[str]] = [[] for _ in range(N)]
     nfe: list[list[int]] = [[] for _ in range(N)]
     start = time.perf_counter()
-    for c in range(k):
-        for b0 in range(0, N, batch_size):
-            p = prompts[b0:b0 + batch_size].to(device)
-            if sampler is None:
-                tokens, passes = beam_search(loaded.model, p, tgt_len, eos, beam)
-                counts = [passes] * len(p)
-            else:
-                g = generate(loaded.model, sampler, length=P + tgt_len, steps=steps, batch=len(p), prompt=p,
-                             seed=seed + c * N + b0, temperature=temperature, eos_id=eos, progress=progress,
-                             clean_prompt=True)
-                tokens, counts = g.tokens, g.nfe_per_sample
-            for i, (text, n) in enumerate(zip(texts_of(loaded, tokens.cpu(), P), counts)):
-                cands[b0 + i].append(text)
-                nfe[b0 + i].append(int(n))
+    chunks = [(c, b0) for c in range(k) for b0 in range(0, N, batch_size)]
+    for c, b0 in tqdm(chunks, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+        p = prompts[b0:b0 + batch_size].to(device)
+        if sampler is None:
+            tokens, passes = beam_search(loaded.model, p, tgt_len, eos, beam)
+            counts = [passes] * len(p)
+        else:
+            g = generate(loaded.model, sampler, length=P + tgt_len, steps=steps, batch=len(p), prompt=p,
+                         seed=seed + c * N + b0, temperature=temperature, eos_id=eos,
+                         clean_prompt=True)
+            tokens, counts = g.tokens, g.nfe_per_sample
+        for i, (text, n) in enumerate(zip(texts_of(loaded, tokens.cpu(), P), counts)):
+            cands[b0 + i].append(text)
+            nfe[b0 + i].append(int(n))
     return Decoded(cands, nfe, cut, round(time.perf_counter() - start, 3))
 
 

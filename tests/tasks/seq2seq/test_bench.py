@@ -29,7 +29,16 @@ def test_seq2seq_eval_end_to_end_with_sacrebleu(seq2seq_models, tmp_path, capsys
             assert r["nfe_per_source"] <= r["mbr"] * (r["nfe_budget"] + 1)
     assert "| fixed | 4 | 3 |" in (out / "summary.md").read_text()
     assert (out / "bleu_vs_nfe.png").stat().st_size > 1000
-    assert "AR twin greedy" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "AR twin greedy" in captured.out
+    assert "fixed NFE 4" in captured.err and "ar-beam4" in captured.err  # a progress bar per decode
+
+
+def test_seq2seq_eval_no_progress_writes_nothing_to_stderr(seq2seq_models, tmp_path, capsys):
+    _, den, _ = seq2seq_models
+    assert main(["seq2seq", "eval", "--checkpoint", str(den), "--samplers", "fixed", "--nfe", "2", "--mbr", "1",
+                 "--num", "2", "--no-progress", "--out", str(tmp_path / "e")]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_seq2seq_eval_refuses_mbr_zero(seq2seq_models, tmp_path, capsys):
