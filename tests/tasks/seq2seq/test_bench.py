@@ -36,8 +36,8 @@ def test_seq2seq_eval_end_to_end_with_sacrebleu(seq2seq_models, tmp_path, capsys
 
 def test_seq2seq_eval_no_progress_writes_nothing_to_stderr(seq2seq_models, tmp_path, capsys):
     _, den, _ = seq2seq_models
-    assert main(["seq2seq", "eval", "--checkpoint", str(den), "--samplers", "fixed", "--nfe", "2", "--mbr", "1",
-                 "--num", "2", "--no-progress", "--out", str(tmp_path / "e")]) == 0
+    assert main(["seq2seq", "eval", "--checkpoint", str(den), "--samplers", "fixed", "--nfe", "2",
+                 "--mbr", "1", "--num", "2", "--no-progress", "--out", str(tmp_path / "e")]) == 0
     assert capsys.readouterr().err == ""
 
 
