@@ -83,7 +83,9 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        mode = _default_file_mode()
         for p in tmp.iterdir():
+            os.chmod(p, mode)  # safetensors writes 0600; a checkpoint is shared like any other file
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
         _fsync_dir(tmp)
@@ -110,6 +112,13 @@ def check_writable(path: Path) -> None:
     (atomic writes check it; commands with long work before the write call it first)."""
     if not path.parent.is_dir():
         raise ArdmError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def _default_file_mode() -> int:
+    """The mode open() gives a new file under this process's umask (0644 for the usual 022)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -156,3 +156,19 @@ def test_an_atomic_write_into_a_missing_folder_names_it_and_writes_nothing(tmp_p
     with pytest.raises(ArdmError, match="folder .*no/such does not exist"):
         ck.atomic_write_text(target, "{}")
     assert not (tmp_path / "no").exists()
+
+
+def test_checkpoint_files_get_the_umask_mode_not_0600(run_dir, tmp_path):
+    """safetensors creates its file 0600; a written checkpoint's files get what open() would give."""
+    import os
+    import stat
+
+    from ardm.cli import main
+
+    old = os.umask(0o022)
+    try:
+        assert main(["export", "--checkpoint", str(run_dir), "--out", str(tmp_path / "e")]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "e").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes
