@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--data", help="held-out text (default: the one the compare run used)")
     p.add_argument("--nfe", help="only the runs at these NFE budgets, e.g. 64")
     p.add_argument("--no-mauve", action="store_true", help="only the third-party bits/char")
+    p.add_argument("--self-bleu-only", action="store_true",
+                   help="only add Self-BLEU (samples repeating each other) to a result written before "
+                        "`ardm compare` recorded it; needs sacrebleu, not the judge extra")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -25,6 +28,12 @@ def run(args) -> int:
     from ardm.evaluation.judge import judge_file, judge_lines
 
     results = judge_file(args.results, data=args.data, nfe=int_list(args.nfe) if args.nfe else None,
-                         mauve=not args.no_mauve, progress=not args.no_progress)
+                         mauve=not args.no_mauve, progress=not args.no_progress,
+                         self_bleu_only=args.self_bleu_only)
+    if args.self_bleu_only:
+        d = results["data"]
+        print(f"Self-BLEU added to {args.results}: held-out windows {d['self_bleu']:.1f}; "
+              "`ardm table` shows it per run and at the frontier's reads")
+        return 0
     print("\n".join(judge_lines(results)))
     return 0

@@ -35,6 +35,7 @@ from ardm.evaluation.metrics import (
     perplexity,
     ppl_ci,
     revision_stats,
+    self_bleu_stats,
     unigram_entropy,
 )
 from ardm.evaluation.viewer import sample_page
@@ -222,6 +223,7 @@ def _aggregate(samples: list[dict], traces: list[dict], nll, wall: float, cfg: C
         "gen_ppl": perplexity(nll), "gen_ppl_ci": list(ppl_ci(nll, seed=cfg.seed)),
         "entropy": float(np.mean(ent)), "entropy_ci": list(bootstrap_ci(ent, seed=cfg.seed)),
         **{f"distinct_{k}": distinct_n([s["text"] for s in samples], k) for k in DISTINCT_N},
+        **self_bleu_stats([s["text"] for s in samples], seed=cfg.seed),
         "overwrites_per_sample": float(eff.mean()),
         "overwrites_per_sample_ci": list(bootstrap_ci(eff, seed=cfg.seed)),
         "overwrites_per_step": float((eff / steps).mean()),
@@ -282,7 +284,8 @@ def data_reference(m: Models, cfg: CompareConfig) -> dict | None:
     return {"source": corpus.source, "data_sha256": corpus.sha256, "windows": len(windows),
             "gen_ppl": perplexity(nll), "gen_ppl_ci": list(ppl_ci(nll, seed=cfg.seed)),
             "entropy": float(np.mean(ent)), "entropy_ci": list(bootstrap_ci(ent, seed=cfg.seed)),
-            **{f"distinct_{k}": distinct_n(windows, k) for k in DISTINCT_N}}
+            **{f"distinct_{k}": distinct_n(windows, k) for k in DISTINCT_N},
+            **self_bleu_stats(windows, seed=cfg.seed)}
 
 
 def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:

@@ -8,6 +8,9 @@ curve is read at the held-out data's entropy, where no sampler can buy perplexit
     below the data's even at the highest temperature is too sharp to be entropy-matched at all).
 Intervals: paired percentile bootstrap over samples (sample j of every run shares seed j, so the
 same resampled indices are used for every point of a curve), the read repeated per resample.
+Where the runs carry Self-BLEU (samples repeating each other, which the per-sample entropy cannot
+see), each read also gets the Self-BLEU interpolated the same way, and a read above the held-out
+text's interval is marked: its low gen-PPL is bought with cross-sample repetition.
 The needed-NFE read-out: the smallest budget at which a sampler's quality at the data's entropy is
 at or below a target gen-PPL (by default the best such quality at the smallest budget), plus an
 estimate between budgets by interpolating log gen-PPL in log NFE.
@@ -83,10 +86,15 @@ def curves(results: dict, h_data: float | None, sweep: str, seed: int = 0) -> li
     out = []
     for (label, K), runs in groups.items():
         runs = sorted(runs, key=lambda r: r[sweep])
-        points = [{"value": r[sweep], **{k: r[k] for k in ("entropy", "entropy_ci", "gen_ppl", "gen_ppl_ci")}}
-                  for r in runs]
+        keys = ("entropy", "entropy_ci", "gen_ppl", "gen_ppl_ci", "self_bleu", "self_bleu_ci")
+        points = [{"value": r[sweep], **{k: r[k] for k in keys if k in r}} for r in runs]
         reads = [] if h_data is None else [{"offset": d, **read_curve(runs, h_data + d, seed)}
                                            for d in OFFSETS]
+        if all("self_bleu" in r for r in runs):
+            for a in reads:
+                if a["reached"]:
+                    a["self_bleu"] = read_at([p["entropy"] for p in points], [r["self_bleu"] for r in runs],
+                                             a["entropy"])[0]
         out.append({"label": label, "sampler": runs[0]["sampler"], "nfe_budget": K, "points": points,
                     "reads": reads})
     return out
@@ -160,12 +168,22 @@ SIDE = {"below": "entropy below it at every point of the sweep",
         "above": "entropy above it at every point of the sweep", "gap": "no points"}
 
 
-def _cell(a: dict) -> str:
+REPEATS = "†"  # a read whose Self-BLEU lies above the held-out text's 95% interval
+
+
+def repetitive(self_bleu: float | None, data: dict) -> bool:
+    """Self-BLEU above the held-out windows' 95% interval (False when either is unknown)."""
+    ci = data.get("self_bleu_ci")
+    return self_bleu is not None and ci is not None and self_bleu > ci[1]
+
+
+def _cell(a: dict, data: dict) -> str:
     if not a["reached"]:
         return "below" if a["side"] == "below" else "above" if a["side"] == "above" else "-"
     lo, hi = a["gen_ppl_ci"]
     share = "" if a["reached_share"] >= 0.95 else f" ({100 * a['reached_share']:.0f}% of resamples)"
-    return f"{a['gen_ppl']:.2f} [{lo:.2f}, {hi:.2f}]{share}"
+    mark = f" {REPEATS} Self-BLEU {a['self_bleu']:.0f}" if repetitive(a.get("self_bleu"), data) else ""
+    return f"{a['gen_ppl']:.2f} [{lo:.2f}, {hi:.2f}]{share}{mark}"
 
 
 def frontier_lines(results: dict) -> list[str]:
@@ -186,10 +204,18 @@ def frontier_lines(results: dict) -> list[str]:
               f"| NFE | sampler | entropy swept ({name} {f['values'][0]:g} -> {f['values'][-1]:g}) | "
               + " | ".join(f"gen-PPL {x}" for x in heads) + " |",
               "|---|---|---|" + "---|" * len(heads)]
+    data = results.get("data") or {}
     for c in sorted(f["curves"], key=lambda c: (c["nfe_budget"], c["label"])):
         ents = [p["entropy"] for p in c["points"]]
         lines.append(f"| {c['nfe_budget']} | {c['label']} | {ents[0]:.3f} -> {ents[-1]:.3f} | "
-                     + " | ".join(_cell(a) for a in c["reads"]) + " |")
+                     + " | ".join(_cell(a, data) for a in c["reads"]) + " |")
+    if "self_bleu_ci" in data:
+        lo, hi = data["self_bleu_ci"]
+        lines += ["", f"{REPEATS}: at that read the samples repeat each other more than held-out text does "
+                      "(Self-BLEU, interpolated like gen-PPL, above the held-out windows' "
+                      f"{data['self_bleu']:.1f} [{lo:.1f}, {hi:.1f}]): a gen-PPL bought with cross-sample "
+                      "repetition, which the "
+                      "per-sample entropy does not see."]
     lines += ["", *ranking_lines(f)]
     if f["quality_target"] is not None:
         lines += ["", f"NFE needed for gen-PPL <= {f['quality_target']:.2f} at the data's entropy "

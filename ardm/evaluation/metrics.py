@@ -2,6 +2,8 @@
 
     unigram_entropy     per-sample token entropy, nats (kuleshov-group/remdm main.py's statistic)
     distinct_n          unique n-grams / all n-grams over a set of samples (Li et al. 2016)
+    self_bleu           each sample's BLEU against all the others (Texygen, Zhu et al. 2018):
+                        samples that repeat each other, which a per-sample entropy does not see
     generative_nll      per-sample NLL of texts under a causal reference model (gen-PPL = exp of
                         the token-weighted mean); always reported beside the entropy
     revision_stats      overwrites per step, fraction of positions ever revised, positional focus by
@@ -39,6 +41,29 @@ def distinct_n(samples: Sequence[Sequence[int]], n: int) -> float:
         raise ValueError(f"n must be >= 1, got {n}")
     grams = [tuple(s[i:i + n]) for s in samples for i in range(len(s) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def self_bleu(texts: Sequence[str]) -> list[float] | None:
+    """Per text, its sentence BLEU (sacrebleu, 13a words, 0-100) with every other text as a
+    reference (Texygen's Self-BLEU). A per-sample unigram entropy cannot see samples that copy one
+    template ("KING RICHARD III:" opening most of them): Self-BLEU can (SPEC §11.4, gen-PPL is
+    gameable). None when sacrebleu is not installed (the `test` / `seq2seq` extras) or < 2 texts."""
+    try:
+        import sacrebleu
+    except ImportError:
+        return None
+    if len(texts) < 2:
+        return None
+    return [min(sacrebleu.sentence_bleu(t, [u for j, u in enumerate(texts) if j != i]).score, 100.0)
+            for i, t in enumerate(texts)]  # min: sacrebleu's float sum can give 100.00000000000004
+
+
+def self_bleu_stats(texts: Sequence[str], seed: int = 0) -> dict:
+    """{"self_bleu": mean, "self_bleu_ci": bootstrap interval over texts}, or {} without sacrebleu."""
+    scores = self_bleu(texts)
+    if scores is None:
+        return {}
+    return {"self_bleu": float(np.mean(scores)), "self_bleu_ci": list(bootstrap_ci(scores, seed=seed))}
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from ardm.evaluation.frontier import frontier_lines
 from ardm.evaluation.plots import plot_compare
 
 LOW = "low entropy"
+REPETITIVE = "repetitive"  # Self-BLEU above the held-out text's interval (report.repetitive_run)
 
 
 def reference_entropy(results: dict) -> tuple[float | None, str]:
@@ -34,6 +35,12 @@ def low_entropy(run: dict, results: dict) -> bool:
     return ref is not None and run["entropy"] < ref - results["config"]["entropy_tolerance"]
 
 
+def repetitive_run(run: dict, results: dict) -> bool:
+    """The run's Self-BLEU interval lies above the held-out text's: samples repeat each other."""
+    data, ci = results.get("data") or {}, run.get("self_bleu_ci")
+    return ci is not None and "self_bleu_ci" in data and ci[0] > data["self_bleu_ci"][1]
+
+
 def ranked(run: dict, results: dict) -> bool:
     """Runs that compete: entropy within tolerance, and not `ar` (the reference scoring its own
     samples is context, not a competitor)."""
@@ -47,6 +54,10 @@ def best_by_budget(results: dict) -> dict[int, dict | None]:
         ok = [r for r in results["runs"] if r["nfe_budget"] == K and ranked(r, results)]
         out[K] = min(ok, key=lambda r: r["gen_ppl"]) if ok else None
     return out
+
+
+def _self_bleu(d: dict) -> str:
+    return f"{d['self_bleu']:.1f}" if "self_bleu" in d else "-"
 
 
 def _ci(v: float, ci: list[float], fmt: str = ".2f") -> str:
@@ -116,24 +127,26 @@ def gate_statements(results: dict) -> list[str]:
 
 
 def summary_table(results: dict) -> list[str]:
-    rows = ["| NFE | sampler | gen-PPL [95% CI] | entropy, nats [95% CI] | distinct-2 | overwrites / step "
-            "| revised | focus early / mid / late | ms / revision | tokens/s |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| NFE | sampler | gen-PPL [95% CI] | entropy, nats [95% CI] | distinct-2 | Self-BLEU "
+            "| overwrites / step | revised | focus early / mid / late | ms / revision | tokens/s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     data = results.get("data") or {}
     if "gen_ppl" in data:
         rows.append(f"| - | held-out data ({data['windows']} windows) "
                     f"| {_ci(data['gen_ppl'], data['gen_ppl_ci'])} "
                     f"| {_ci(data['entropy'], data['entropy_ci'], '.3f')} | {data['distinct_2']:.3f} "
-                    "| | | | | |")
+                    f"| {_self_bleu(data)} | | | | | |")
     sweep = (results.get("frontier") or {}).get("sweep")
     key = {"temperature": "T", "top_p": "top-p"}.get(sweep or "")
     for r in sorted(results["runs"], key=lambda r: (r["nfe_budget"], r["label"], r[sweep] if sweep else 0)):
-        flag = (f" {key}={r[sweep]:g}" if sweep else "") + (f" ({LOW})" if low_entropy(r, results) else "")
+        flags = [LOW] * low_entropy(r, results) + [REPETITIVE] * repetitive_run(r, results)
+        flag = (f" {key}={r[sweep]:g}" if sweep else "") + (f" ({', '.join(flags)})" if flags else "")
         f = r["focus_thirds"]
         spr = f"{1000 * r['s_per_revision']:.2f}" if r["s_per_revision"] else "-"
         tps = f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-"
         rows.append(f"| {r['nfe']:.0f} | {r['label']}{flag} | {_ci(r['gen_ppl'], r['gen_ppl_ci'])} "
                     f"| {_ci(r['entropy'], r['entropy_ci'], '.3f')} | {r['distinct_2']:.3f} "
+                    f"| {_self_bleu(r)} "
                     f"| {r['overwrites_per_step']:.2f} | {100 * r['fraction_revised']:.1f}% "
                     f"| {f['early']:.2f} / {f['middle']:.2f} / {f['late']:.2f} | {spr} | {tps} |")
     return rows

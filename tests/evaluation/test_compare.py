@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from importlib import resources
 
@@ -12,7 +13,7 @@ from ardm.cli import main
 from ardm.errors import ArdmError
 from ardm.evaluation.ablations import ABLATIONS, ablation_specs
 from ardm.evaluation.compare import CompareConfig, SamplerSpec, run_compare
-from ardm.evaluation.report import best_by_budget, low_entropy
+from ardm.evaluation.report import best_by_budget, low_entropy, repetitive_run, summary_table
 
 PLOTS = ("quality_vs_nfe.png", "pareto.png", "overwrites_per_step.png", "time_per_revision.png")
 
@@ -118,6 +119,20 @@ def test_a_killed_compare_resumes_from_its_finished_runs(models, tmp_path, monke
     assert len(calls) == 4
 
 
+def test_runs_that_repeat_each_other_are_flagged_repetitive():
+    base = {"sampler": "edit", "nfe_budget": 8, "nfe": 8, "gen_ppl": 3.0, "gen_ppl_ci": [2.9, 3.1],
+            "entropy": 2.0, "entropy_ci": [1.9, 2.1], "distinct_2": 0.04, "overwrites_per_step": 0.0,
+            "fraction_revised": 0.0, "focus_thirds": {"early": 0, "middle": 0, "late": 0},
+            "s_per_revision": None, "tokens_per_s": None}
+    copy = {**base, "label": "copy", "self_bleu": 45.0, "self_bleu_ci": [40.0, 50.0]}
+    fresh = {**base, "label": "fresh", "self_bleu": 13.0, "self_bleu_ci": [11.0, 15.0]}
+    results = {"config": {"nfe": [8], "entropy_tolerance": 0.1}, "runs": [copy, fresh],
+               "data": {"entropy": 2.0, "self_bleu": 12.5, "self_bleu_ci": [11.4, 13.8]}}
+    assert repetitive_run(copy, results) and not repetitive_run(fresh, results)
+    rows = "\n".join(summary_table(results))
+    assert "| 8 | copy (repetitive) |" in rows and "| 8 | fresh |" in rows and "| 45.0 |" in rows
+
+
 def test_results_validate_against_the_schema_and_carry_provenance(compared):
     results, out = compared
     on_disk = json.loads((out / "results.json").read_text())
@@ -128,6 +143,8 @@ def test_results_validate_against_the_schema_and_carry_provenance(compared):
     assert on_disk["checkpoint"]["recipe"] == "demo-char"
     # the bundled corpus is the tiny models' corpus: held-out statistics come with its checksum
     assert len(on_disk["data"]["data_sha256"]) == 64
+    if importlib.util.find_spec("sacrebleu"):  # Self-BLEU of every run and of the held-out windows
+        assert all(0.0 <= r["self_bleu"] <= 100.0 for r in on_disk["runs"]) and "self_bleu" in on_disk["data"]
 
 
 def test_every_sampler_runs_at_every_usable_budget(compared):

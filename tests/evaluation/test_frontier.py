@@ -8,6 +8,7 @@ import math
 import pytest
 
 from ardm.evaluation.frontier import (
+    REPEATS,
     build_frontier,
     frontier_lines,
     needed_nfe,
@@ -93,3 +94,21 @@ def test_frontier_reads_below_the_data_entropy_and_renders():
     assert "| 8 | a | 2.700 -> 2.900 |" in text and "| below |" in text
     assert "- NFE 8, gen-PPL at the data's entropy: b 6.00." in text
     assert "a: entropy below it at every point of the sweep" in text
+
+
+def test_reads_carry_self_bleu_and_mark_a_quality_bought_with_repetition():
+    """With Self-BLEU on every run, each read gets it interpolated like gen-PPL; a read above the
+    held-out windows' interval is marked, the others are not."""
+    copying, fresh = curve("copying", 8, 3.0), curve("fresh", 8, 9.0)
+    for r, v in zip(copying + fresh, (40.0, 50.0, 10.0, 12.0), strict=True):
+        r["self_bleu"], r["self_bleu_ci"] = v, [v - 1, v + 1]
+    results = {"runs": copying + fresh, "data": {"self_bleu": 12.5, "self_bleu_ci": [11.4, 13.8]}}
+    results["frontier"] = build_frontier(results, 3.0, "held-out data", "temperature")
+    curves = results["frontier"]["curves"]
+    at_h = {c["label"]: next(a for a in c["reads"] if a["offset"] == 0.0) for c in curves}
+    assert at_h["copying"]["self_bleu"] == pytest.approx(45.0)
+    assert at_h["fresh"]["self_bleu"] == pytest.approx(11.0)
+    text = "\n".join(frontier_lines(results))
+    row = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| 8 |")}
+    assert f"{REPEATS} Self-BLEU 45" in row["copying"] and REPEATS not in row["fresh"]
+    assert "held-out windows' 12.5 [11.4, 13.8]" in text

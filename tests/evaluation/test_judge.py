@@ -9,7 +9,7 @@ import pytest
 from ardm.cli import main
 from ardm.errors import ArdmError
 from ardm.evaluation.frontier import build_frontier
-from ardm.evaluation.judge import bits_per_char, judge_lines, judge_results, package_dir
+from ardm.evaluation.judge import add_self_bleu, bits_per_char, judge_lines, judge_results, package_dir
 from tests.evaluation.test_frontier import run, spread
 
 
@@ -62,3 +62,14 @@ def test_a_missing_judge_package_is_one_error_line(tmp_path, capsys):
         package_dir("no_such_judge_package")
     assert main(["judge", str(tmp_path / "missing.json")]) == 2
     assert capsys.readouterr().err.startswith("ardm: error: cannot read")
+
+
+def test_self_bleu_is_added_to_an_older_result_and_its_frontier():
+    pytest.importorskip("sacrebleu")
+    results = sweep_results()  # samples 'aaaa' (low T) or 'abcd': each run's samples are all alike
+    results["data"] = {}
+    add_self_bleu(results, ["to be or not", "the cat sat down", "my lord, I come"])
+    assert results["data"]["self_bleu"] < 20.0 and len(results["data"]["self_bleu_ci"]) == 2
+    assert all(r["self_bleu"] == pytest.approx(100.0) for r in results["runs"])
+    (curve,) = results["frontier"]["curves"]
+    assert all(a["self_bleu"] == pytest.approx(100.0) for a in curve["reads"] if a["reached"])

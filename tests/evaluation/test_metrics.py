@@ -18,6 +18,8 @@ from ardm.evaluation.metrics import (
     perplexity,
     ppl_ci,
     revision_stats,
+    self_bleu,
+    self_bleu_stats,
     unigram_entropy,
 )
 from ardm.evaluation.plots import pareto_front
@@ -40,6 +42,18 @@ def test_distinct_n_pools_ngrams_over_samples():
     assert distinct_n(["a"], 2) == 0.0
     with pytest.raises(ValueError):
         distinct_n(["ab"], 0)
+
+
+def test_self_bleu_sees_samples_that_repeat_each_other():
+    pytest.importorskip("sacrebleu")
+    same = ["KING RICHARD III: what say you, my lord?"] * 4
+    assert self_bleu(same) == pytest.approx([100.0] * 4)
+    varied = ["the cat sat on the mat", "a dog ran in the park", "my lord, I come", "what news abroad?"]
+    assert max(self_bleu(varied)) < 20.0
+    assert self_bleu(["one text"]) is None and self_bleu_stats(["one text"]) == {}
+    stats = self_bleu_stats(same[:2] + varied[:2])
+    lo, hi = stats["self_bleu_ci"]
+    assert lo <= stats["self_bleu"] <= hi and 0.0 <= lo and hi <= 100.0
 
 
 def _causal(logit_fn, vocab=4, max_len=32):
