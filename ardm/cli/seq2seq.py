@@ -50,11 +50,22 @@ def add_parser(sub) -> None:
     d.add_argument("--num", type=int, default=0, help="the first N distinct training sources only (0: all)")
     d.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t = ss.add_parser("table", help="merge several eval results.json files into one sampler x NFE grid",
+                      description="Prints the grid (a row per sampler and temperature, a column per NFE "
+                                  "budget, MBR k = 1 / 4 / 10 in each cell) of one denoiser on one split, "
+                                  "merged from the results.json files of several `ardm seq2seq eval` runs.")
+    t.add_argument("results", nargs="+", help="results.json files of one denoiser on one split")
+    t.add_argument("--ar-results", nargs="*", default=[], metavar="FILE",
+                   help="files whose AR twin rows (greedy, beam) to add; their diffusion rows are ignored")
+    t.add_argument("--metric", default="bleu", choices=["bleu", "chrf", "rouge_l"], help="the cell metric")
+    t.add_argument("--plot", metavar="PNG", help="also write the merged BLEU-vs-NFE plot here")
 
 
 def run(args) -> int:
     if args.seq2seq_command == "distill":
         return _distill(args)
+    if args.seq2seq_command == "table":
+        return _table(args)
     from ardm.tasks.seq2seq.bench import EvalConfig, run_eval
     from ardm.tasks.seq2seq.report import goal_lines
 
@@ -83,4 +94,17 @@ def _distill(args) -> int:
                               data=args.data, num=args.num, progress=not args.no_progress)
     print(json.dumps(manifest, indent=2))
     print(f"wrote {args.out} (train targets distilled; other splits copied)")
+    return 0
+
+
+def _table(args) -> int:
+    from pathlib import Path
+
+    from ardm.tasks.seq2seq.grid import grid_lines, merge_results
+    from ardm.tasks.seq2seq.report import write_plot
+
+    merged = merge_results(args.results, args.ar_results)
+    print("\n".join(grid_lines(merged, args.metric)))
+    if args.plot:
+        print(f"wrote {write_plot(merged, Path(args.plot))}")
     return 0

@@ -72,14 +72,18 @@ def write_plot(results: dict, out_png: Path) -> Path:
     runs = [r for r in results["runs"] if r["sampler"] not in ("ar", "beam")]
     ks = sorted({r["mbr"] for r in runs})
     styles = ["-", "--", ":", "-."]
-    colours: dict[str, str] = {}
-    for label in dict.fromkeys(r["label"] for r in runs):
+    colours: dict[tuple, str] = {}
+    several_t = len({r["temperature"] for r in runs}) > 1  # merged grids (`ardm seq2seq table`)
+    for label, temp in dict.fromkeys((r["label"], r["temperature"]) for r in runs):
+        name = f"{label} T {temp:g}" if several_t else label
         for j, k in enumerate(ks):
-            rs = sorted((r for r in runs if r["label"] == label and r["mbr"] == k),
+            rs = sorted((r for r in runs if (r["label"], r["temperature"], r["mbr"]) == (label, temp, k)),
                         key=lambda r: r["nfe_budget"])
+            if not rs:
+                continue
             line = ax.plot([r["nfe_budget"] for r in rs], [r["bleu"] for r in rs], styles[j % 4], marker="o",
-                           color=colours.get(label), label=f"{label}, MBR {k}" if k > 1 else label)
-            colours[label] = line[0].get_color()
+                           color=colours.get((label, temp)), label=f"{name}, MBR {k}" if k > 1 else name)
+            colours[(label, temp)] = line[0].get_color()
     for r in results["runs"]:
         if r["sampler"] in ("ar", "beam"):
             ax.axhline(r["bleu"], color="k", ls="-" if r["sampler"] == "ar" else "--", lw=1,
