@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
                                      "beside the AR twin",
                       description="Decodes a split with every sampler spec at every NFE budget, draws "
                                   "max(--mbr) candidates per source and scores MBR over the first k of them "
-                                  "with sacrebleu (and rouge-score where items have several references). "
+                                  "with sacrebleu (and ROUGE-L and concept coverage where items have "
+                                  "several references: CommonGen). "
                                   "Writes results.json, summary.md and bleu_vs_nfe.png into --out.")
     e.add_argument("--checkpoint", required=True, help="the seq2seq denoiser")
     e.add_argument("--ar", metavar="DIR", help="its AR twin (greedy and beam rows)")
@@ -57,7 +58,8 @@ def add_parser(sub) -> None:
     t.add_argument("results", nargs="+", help="results.json files of one denoiser on one split")
     t.add_argument("--ar-results", nargs="*", default=[], metavar="FILE",
                    help="files whose AR twin rows (greedy, beam) to add; their diffusion rows are ignored")
-    t.add_argument("--metric", default="bleu", choices=["bleu", "chrf", "rouge_l"], help="the cell metric")
+    t.add_argument("--metric", default="bleu", choices=["bleu", "chrf", "rouge_l", "coverage"],
+                   help="the cell metric")
     t.add_argument("--plot", metavar="PNG", help="also write the merged BLEU-vs-NFE plot here")
 
 

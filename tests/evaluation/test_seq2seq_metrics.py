@@ -48,3 +48,15 @@ def test_the_bleu_interval_is_zero_for_a_perfect_corpus_and_wider_for_fewer_item
             ["der rote fisch schwimmt"]]
     few, many = corpus_scores(hyps, refs), corpus_scores(hyps * 25, refs * 25)
     assert 0 < many["bleu_ci"] < few["bleu_ci"]
+
+
+def test_concept_coverage_counts_inflected_concepts_and_only_them():
+    pytest.importorskip("nltk")
+    from ardm.evaluation.seq2seq_metrics import concept_coverage
+
+    concepts = [["dog", "throw", "frisbee", "catch"], ["team", "field"]]
+    hyps = ["The dogs catch a frisbee he throws.", "A man sits."]
+    assert concept_coverage(hyps, concepts) == pytest.approx((100.0 + 0.0) / 2)
+    assert concept_coverage(["teams on the fields"], [["team", "field", "drill"]]) == pytest.approx(200 / 3)
+    s = corpus_scores(["a dog runs"], [["a dog runs", "dogs run"]], concepts=[["dog", "run"]])
+    assert s["coverage"] == pytest.approx(100.0) and "rouge_l" not in s

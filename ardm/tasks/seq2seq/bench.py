@@ -65,6 +65,7 @@ def _items(loaded: Loaded, cfg: EvalConfig):
 
 def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, refs,
                     rouge: bool) -> list[dict]:
+    concepts = [s.split() for s in sources] if rouge else None
     spec = SamplerSpec.parse(spec_text)
     runs = []
     for K in cfg.nfe:
@@ -77,7 +78,7 @@ def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, re
             runs.append({"label": spec.label, "sampler": spec.name,
                          "options": dataclasses.asdict(sampler.options), "temperature": temperature,
                          "nfe_budget": K, "mbr": k, "nfe_per_source": round(sum(nfe) / len(nfe), 2),
-                         **corpus_scores(texts, refs, rouge=rouge),
+                         **corpus_scores(texts, refs, rouge=rouge, concepts=concepts),
                          "wall_time_s": round(d.wall_time_s * k / max(cfg.mbr), 2), "hypotheses": texts})
         done = ", ".join(f"k={r['mbr']} BLEU {r['bleu']}" for r in runs[-len(cfg.mbr):])
         print(f"  {spec.label} NFE {K}: {done}", flush=True)
@@ -87,6 +88,7 @@ def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, re
 def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[dict]:
     _, tgt_len = layout(ar)
     runs = []
+    concepts = [s.split() for s in sources] if rouge else None
     greedy = make_sampler("ar")
     for label, sampler, beam in (("ar-greedy", greedy, 0), (f"ar-beam{cfg.beam}", None, cfg.beam)):
         d = decode(ar, sources, sampler, tgt_len, temperature=0.0, batch_size=cfg.batch_size, beam=beam,
@@ -95,7 +97,7 @@ def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[di
         runs.append({"label": label, "sampler": "ar" if beam == 0 else "beam", "beam": beam or 1,
                      "temperature": 0.0, "nfe_budget": tgt_len, "mbr": 1,
                      "nfe_per_source": round(sum(nfe) / len(nfe), 2),
-                     **corpus_scores(texts, refs, rouge=rouge),
+                     **corpus_scores(texts, refs, rouge=rouge, concepts=concepts),
                      "wall_time_s": d.wall_time_s, "hypotheses": texts})
         print(f"  {label}: BLEU {runs[-1]['bleu']}")
     return runs
@@ -114,7 +116,7 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
     loaded = load(cfg.checkpoint, cfg.device)
     items, data_sha, data_path = _items(loaded, cfg)
     sources, refs = [it.source for it in items], [it.references for it in items]
-    rouge = any(len(r) > 1 for r in refs)  # multi-reference sets (CommonGen) also get ROUGE-L
+    rouge = any(len(r) > 1 for r in refs)  # multi-reference concept sets (CommonGen): ROUGE-L, coverage
     ar = load(cfg.ar_checkpoint, cfg.device) if cfg.ar_checkpoint else None
     if ar is not None:  # each model reads the source with its own tokenizer; scores are on text
         layout(ar)
@@ -124,7 +126,7 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
                "data": {"path": data_path, "split": cfg.split, "sha256": data_sha, "items": len(items),
                         "references": sum(len(r) for r in refs), "truncated_sources": truncated},
                "checkpoint": _provenance(loaded), "ar_checkpoint": _provenance(ar) if ar else None,
-               "metrics": ["bleu", "chrf"] + (["rouge_l"] if rouge else []),
+               "metrics": ["bleu", "chrf"] + (["rouge_l", "coverage"] if rouge else []),
                "references": refs, "sources": sources, "runs": []}
     if not out.parent.is_dir():
         raise ArdmError(f"--out {out}: its folder {out.parent} does not exist")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ardm.evaluation.plots import nfe_axis, pyplot, save_figure
 
-NAMES = {"bleu": "BLEU", "chrf": "chrF", "rouge_l": "ROUGE-L"}
+NAMES = {"bleu": "BLEU", "chrf": "chrF", "rouge_l": "ROUGE-L", "coverage": "coverage"}
 
 
 def results_table(results: dict) -> list[str]:
