@@ -40,6 +40,17 @@ def test_candidates_do_not_depend_on_the_batch_size_and_mbr_is_nested(seq2seq_mo
         a.choose(4)
 
 
+@pytest.mark.parametrize("spec", ["llada", "edit", "gate"])
+def test_confidence_ordered_samplers_draw_nothing_at_temperature_zero(seq2seq_models, spec):
+    """Their k argmax candidates are one text whatever the seeds (docs/seq2seq.md: MBR over them is
+    the k = 1 output at k times the NFE, so the grid leaves those cells out)."""
+    _, den, _ = seq2seq_models
+    loaded = load(den)
+    sampler = build_sampler(loaded, SamplerSpec.parse(spec), 5, SOURCES)
+    d = decode(loaded, SOURCES, sampler, 5, k=3, seed=7, temperature=0.0)
+    assert all(len(set(c)) == 1 for c in d.candidates)
+
+
 def test_ar_twin_greedy_and_beam(seq2seq_models):
     _, _, ar = seq2seq_models
     loaded = load(ar)
