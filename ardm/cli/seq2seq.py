@@ -51,6 +51,17 @@ def add_parser(sub) -> None:
     d.add_argument("--num", type=int, default=0, help="the first N distinct training sources only (0: all)")
     d.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = ss.add_parser("augment", help="concept-to-text (CommonGen): more training pairs, concept sets drawn "
+                                      "from the training targets",
+                      description="Writes a copy of a folder of aligned files whose train split also holds, "
+                                  "for every distinct training target, a pair (3-5 of its content words as "
+                                  "lemmas, random order -> the sentence), so every word of the training "
+                                  "targets is seen as a concept; the other splits are copied. Train on it "
+                                  "with --set data.path=OUT.")
+    a.add_argument("--data", required=True, help="folder of aligned files (../shared/data/commongen)")
+    a.add_argument("--out", required=True, help="the folder to write (replaced atomically)")
+    a.add_argument("--pair", default="src_alpha.txt,tgt.txt", help="SRC,TGT file suffixes")
+    a.add_argument("--seed", type=int, default=0, help="seed of the drawn concept sets")
     t = ss.add_parser("table", help="merge several eval results.json files into one sampler x NFE grid",
                       description="Prints the grid (a row per sampler and temperature, a column per NFE "
                                   "budget, MBR k = 1 / 4 / 10 in each cell) of one denoiser on one split, "
@@ -68,6 +79,8 @@ def run(args) -> int:
         return _distill(args)
     if args.seq2seq_command == "table":
         return _table(args)
+    if args.seq2seq_command == "augment":
+        return _augment(args)
     from ardm.tasks.seq2seq.bench import EvalConfig, run_eval
     from ardm.tasks.seq2seq.report import goal_lines
 
@@ -109,4 +122,15 @@ def _table(args) -> int:
     print("\n".join(grid_lines(merged, args.metric)))
     if args.plot:
         print(f"wrote {write_plot(merged, Path(args.plot))}")
+    return 0
+
+
+def _augment(args) -> int:
+    import json
+
+    from ardm.tasks.seq2seq.augment import augment_corpus
+
+    manifest = augment_corpus(args.data, args.out, pair=args.pair, seed=args.seed)
+    print(json.dumps(manifest, indent=2))
+    print(f"wrote {args.out} (train split augmented; other splits copied)")
     return 0

@@ -25,15 +25,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ardm.core.checkpoint import atomic_folder, atomic_write_text
 from ardm.core.config import DataConfig
 from ardm.core.tokenizer import BPETokenizer, Tokenizer
-from ardm.data.corpus import Corpus
+from ardm.data.corpus import Corpus, file_sha256
 from ardm.errors import ArdmError
 
 PAD, SEP, EOS, UNK = "<pad>", "<sep>", "<eos>", "<unk>"
@@ -264,3 +266,27 @@ def load_parallel(cfg: DataConfig) -> Corpus:
     train, val = read_split(cfg, "train", digest), read_split(cfg, "val", digest)
     text = ["\n".join(s + "\n" + t for s, t in part) for part in (train, val)]
     return Corpus(text[0], text[1], cfg.path, digest.hexdigest(), train_pairs=train, val_pairs=val)
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    """One line per string (gzip with a fixed mtime for `.gz` names: equal lines, equal bytes)."""
+    data = "".join(ln + "\n" for ln in lines).encode("utf-8")
+    path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+
+
+def write_parallel_folder(out: str | Path, splits: dict[str, tuple[Path, Path]], train: list[tuple[str, str]],
+                          manifest_name: str, manifest: dict) -> dict:
+    """Atomically write `out`: the train split's two files (the names of `splits["train"]`) with the
+    pairs `train`, every other split's files copied, and `manifest` (plus the train targets' sha256)
+    as `out/<manifest_name>`. Returns the manifest."""
+    src_file, tgt_file = splits["train"]
+    with atomic_folder(out) as tmp:
+        write_lines(tmp / src_file.name, [s for s, _ in train])
+        write_lines(tmp / tgt_file.name, [t for _, t in train])
+        for name, files in splits.items():
+            if name != "train":
+                for f in files:
+                    shutil.copyfile(f, tmp / f.name)
+        manifest["train_sha256"] = file_sha256(tmp / tgt_file.name)
+        atomic_write_text(tmp / manifest_name, json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -11,17 +11,13 @@ copied as it is, so validation and test still score against the human references
 
 from __future__ import annotations
 
-import gzip
-import json
-import shutil
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from ardm.core.checkpoint import MODEL_FILE, atomic_folder, atomic_write_text, load, read_checkpoint
-from ardm.data.corpus import file_sha256
+from ardm.core.checkpoint import MODEL_FILE, load, read_checkpoint
 from ardm.data.parallel import (
     EOS,
     Truncation,
@@ -31,15 +27,11 @@ from ardm.data.parallel import (
     source_prompts,
     special_ids,
     split_files,
+    write_parallel_folder,
 )
 from ardm.errors import ArdmError
 from ardm.tasks.seq2seq.beam import beam_search
 from ardm.tasks.seq2seq.decoding import layout, texts_of
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    data = "".join(ln + "\n" for ln in lines).encode("utf-8")
-    path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
 
 
 def _teacher_outputs(loaded, sources: list[str], lengths: tuple[int, int], beam: int, batch_size: int,
@@ -87,14 +79,5 @@ def distill_corpus(teacher: str | Path, out: str | Path, *, beam: int = 4, batch
                 "pair": cfg.pair, "beam": beam, "train_pairs_in": len(pairs),
                 "distinct_sources": len(sources), "empty_outputs_kept_reference": sum(empty),
                 "truncated_sources": cut.sources, "splits_copied": sorted(k for k in splits if k != "train")}
-    with atomic_folder(out) as tmp:
-        _write_lines(tmp / src_file.name, sources)
-        _write_lines(tmp / tgt_file.name, targets)
-        for files in splits.values():
-            if files != (src_file, tgt_file):
-                for f in files:
-                    shutil.copyfile(f, tmp / f.name)
-        manifest["train_sha256"] = file_sha256(tmp / tgt_file.name)
-        manifest["wall_time_s"] = round(time.perf_counter() - start, 1)
-        atomic_write_text(tmp / "distill.json", json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    manifest["wall_time_s"] = round(time.perf_counter() - start, 1)
+    return write_parallel_folder(out, splits, list(zip(sources, targets)), "distill.json", manifest)
