@@ -61,3 +61,16 @@ def test_table_cli_prints_the_grid_and_writes_the_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| `fixed` | 0.5 | 31.00 [5.0] | - |" in out and "Cells: chrF at MBR k = 1" in out
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_multi_reference_grids_have_no_multi30k_goals(tmp_path):
+    runs = [_run("fixed", 20, 10, 5.0), _run("ar-greedy", 32, 1, 3.0, sampler="ar")]
+    for r in runs:
+        r["rouge_l"] = r["coverage"] = 20.0
+    path = _write(tmp_path / "cg.json", runs)
+    res = json.loads(path.read_text())
+    res["metrics"] = ["bleu", "chrf", "rouge_l", "coverage"]
+    path.write_text(json.dumps(res))
+    lines = grid_lines(merge_results([path]))
+    assert not any("goal" in line for line in lines)
+    assert "| `fixed` | 0 | 20.00 [200.0] |" in grid_lines(merge_results([path]), "coverage")
