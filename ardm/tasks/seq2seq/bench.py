@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,11 +65,12 @@ def _items(loaded: Loaded, cfg: EvalConfig):
 
 
 def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, refs,
-                    rouge: bool) -> list[dict]:
+                    rouge: bool) -> Iterator[list[dict]]:
+    """The runs of one sampler spec, yielded budget by budget (one row per MBR k)."""
     concepts = [s.split() for s in sources] if rouge else None
     spec = SamplerSpec.parse(spec_text)
-    runs = []
     for K in cfg.nfe:
+        runs = []
         sampler = build_sampler(loaded, spec, K, sources, cfg.seed, cfg.calibration_num)
         temperature = cfg.temperature if spec.temperature is None else spec.temperature
         d = decode(loaded, sources, sampler, K, k=max(cfg.mbr), seed=cfg.seed, temperature=temperature,
@@ -80,9 +82,9 @@ def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, re
                          "nfe_budget": K, "mbr": k, "nfe_per_source": round(sum(nfe) / len(nfe), 2),
                          **corpus_scores(texts, refs, rouge=rouge, concepts=concepts),
                          "wall_time_s": round(d.wall_time_s * k / max(cfg.mbr), 2), "hypotheses": texts})
-        done = ", ".join(f"k={r['mbr']} BLEU {r['bleu']}" for r in runs[-len(cfg.mbr):])
+        done = ", ".join(f"k={r['mbr']} BLEU {r['bleu']}" for r in runs)
         print(f"  {spec.label} NFE {K}: {done}", flush=True)
-    return runs
+        yield runs
 
 
 def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[dict]:
@@ -110,8 +112,8 @@ def _provenance(loaded: Loaded) -> dict:
 
 def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
     """Every sampler x NFE x MBR k on the split (and the AR twin); writes results.json, summary.md
-    and bleu_vs_nfe.png into `out` (results.json after every sampler, so a long run keeps its
-    finished part)."""
+    and bleu_vs_nfe.png into `out` (results.json after every sampler and budget, so a long run keeps
+    its finished part)."""
     out = Path(out)
     loaded = load(cfg.checkpoint, cfg.device)
     items, data_sha, data_path = _items(loaded, cfg)
@@ -134,8 +136,9 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
     if ar is not None:
         results["runs"] += _ar_runs(ar, cfg, sources, refs, rouge)
     for spec in cfg.samplers:
-        results["runs"] += _diffusion_runs(loaded, spec, cfg, sources, refs, rouge)
-        _write(out, results, final=False)
+        for runs in _diffusion_runs(loaded, spec, cfg, sources, refs, rouge):
+            results["runs"] += runs
+            _write(out, results, final=False)
     _write(out, results, final=True)
     return results
 

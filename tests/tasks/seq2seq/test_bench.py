@@ -47,3 +47,23 @@ def test_seq2seq_eval_refuses_mbr_zero(seq2seq_models, tmp_path, capsys):
     assert main(args) == 2
     assert capsys.readouterr().err.strip() == "ardm: error: --mbr must be >= 1 (the number of candidates " \
         "per source), got 0"
+
+
+def test_seq2seq_eval_keeps_finished_budgets_when_a_later_one_fails(seq2seq_models, tmp_path, monkeypatch):
+    import ardm.tasks.seq2seq.bench as bench
+
+    _, den, _ = seq2seq_models
+    real = bench.decode
+
+    def decode(loaded, sources, sampler, steps, **kw):
+        if steps == 4:
+            raise KeyboardInterrupt  # the run stopped during its second budget
+        return real(loaded, sources, sampler, steps, **kw)
+
+    monkeypatch.setattr(bench, "decode", decode)
+    cfg = bench.EvalConfig(checkpoint=str(den), samplers=["fixed"], nfe=[2, 4], mbr=[1, 2], num=3,
+                           progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_eval(cfg, tmp_path / "e")
+    res = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert [(r["nfe_budget"], r["mbr"]) for r in res["runs"]] == [(2, 1), (2, 2)]
