@@ -104,10 +104,11 @@ def aligned_pairs(source_file: Path, target_file: Path, digest=None) -> list[tup
     return list(zip(check_lines(src, source_file), check_lines(tgt, target_file)))
 
 
-def pair_names(cfg: DataConfig) -> tuple[str, str]:
-    names = [p.strip() for p in cfg.pair.split(",")]
+def pair_names(pair: str, what: str = "data.pair") -> tuple[str, str]:
+    """("SRC", "TGT") of a "SRC,TGT" pair; `what` names the setting in the error."""
+    names = [p.strip() for p in pair.split(",")]
     if len(names) != 2 or not all(names):
-        raise ArdmError(f"data.pair must be 'SRC,TGT' (file suffixes or .jsonl fields), got {cfg.pair!r}")
+        raise ArdmError(f"{what} must be 'SRC,TGT' (file suffixes or .jsonl fields), got {pair!r}")
     return names[0], names[1]
 
 
@@ -157,7 +158,7 @@ def _jsonl_pairs(path: Path, src: str, tgt: str, digest) -> list[tuple[str, str]
 
 def read_split(cfg: DataConfig, split: str, digest=None) -> list[tuple[str, str]]:
     """The (source, target) pairs of one split of the parallel corpus `cfg.path`."""
-    path, (src, tgt) = Path(cfg.path), pair_names(cfg)
+    path, (src, tgt) = Path(cfg.path), pair_names(cfg.pair)
     if not path.exists():
         raise ArdmError(f"parallel corpus not found: {path}")
     if path.is_dir():

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ardm.data.concepts import concept_pairs, corpus_words
-from ardm.data.parallel import aligned_pairs, find_split, split_files, write_parallel_folder
+from ardm.data.parallel import aligned_pairs, find_split, pair_names, split_files, write_parallel_folder
 from ardm.errors import ArdmError
 
 
@@ -24,12 +24,9 @@ def augment_corpus(data: str | Path, out: str | Path, *, pair: str = "src_alpha.
     folder = Path(data)
     if not folder.is_dir():
         raise ArdmError(f"--data {folder}: not a folder of aligned files")
-    names = [p.strip() for p in pair.split(",")]
-    if len(names) != 2 or not all(names):
-        raise ArdmError(f"--pair must be 'SRC,TGT' (the files' suffixes), got {pair!r}")
     if not sizes or min(sizes) < 1:
         raise ArdmError(f"concept set sizes must be >= 1, got {sizes}")
-    splits = split_files(folder, names[0], names[1])
+    splits = split_files(folder, *pair_names(pair, "--pair"))
     src_file, tgt_file = find_split(splits, "train", str(folder))
     pairs = aligned_pairs(src_file, tgt_file)
     targets = [t for _, t in pairs]

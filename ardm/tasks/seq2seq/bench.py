@@ -65,9 +65,9 @@ def _items(loaded: Loaded, cfg: EvalConfig):
 
 
 def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, refs,
-                    rouge: bool) -> Iterator[list[dict]]:
-    """The runs of one sampler spec, yielded budget by budget (one row per MBR k)."""
-    concepts = [s.split() for s in sources] if rouge else None
+                    concepts: list[list[str]] | None) -> Iterator[list[dict]]:
+    """The runs of one sampler spec, yielded budget by budget (one row per MBR k). `concepts` (the
+    sources' words, for multi-reference concept sets) adds ROUGE-L and concept coverage."""
     spec = SamplerSpec.parse(spec_text)
     for K in cfg.nfe:
         runs = []
@@ -80,17 +80,16 @@ def _diffusion_runs(loaded: Loaded, spec_text: str, cfg: EvalConfig, sources, re
             runs.append({"label": spec.label, "sampler": spec.name,
                          "options": dataclasses.asdict(sampler.options), "temperature": temperature,
                          "nfe_budget": K, "mbr": k, "nfe_per_source": round(sum(nfe) / len(nfe), 2),
-                         **corpus_scores(texts, refs, rouge=rouge, concepts=concepts),
+                         **corpus_scores(texts, refs, rouge=concepts is not None, concepts=concepts),
                          "wall_time_s": round(d.wall_time_s * k / max(cfg.mbr), 2), "hypotheses": texts})
         done = ", ".join(f"k={r['mbr']} BLEU {r['bleu']}" for r in runs)
         print(f"  {spec.label} NFE {K}: {done}", flush=True)
         yield runs
 
 
-def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[dict]:
+def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, concepts: list[list[str]] | None) -> list[dict]:
     _, tgt_len = layout(ar)
     runs = []
-    concepts = [s.split() for s in sources] if rouge else None
     greedy = make_sampler("ar")
     for label, sampler, beam in (("ar-greedy", greedy, 0), (f"ar-beam{cfg.beam}", None, cfg.beam)):
         d = decode(ar, sources, sampler, tgt_len, temperature=0.0, batch_size=cfg.batch_size, beam=beam,
@@ -99,7 +98,7 @@ def _ar_runs(ar: Loaded, cfg: EvalConfig, sources, refs, rouge: bool) -> list[di
         runs.append({"label": label, "sampler": "ar" if beam == 0 else "beam", "beam": beam or 1,
                      "temperature": 0.0, "nfe_budget": tgt_len, "mbr": 1,
                      "nfe_per_source": round(sum(nfe) / len(nfe), 2),
-                     **corpus_scores(texts, refs, rouge=rouge, concepts=concepts),
+                     **corpus_scores(texts, refs, rouge=concepts is not None, concepts=concepts),
                      "wall_time_s": d.wall_time_s, "hypotheses": texts})
         print(f"  {label}: BLEU {runs[-1]['bleu']}")
     return runs
@@ -119,6 +118,7 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
     items, data_sha, data_path = _items(loaded, cfg)
     sources, refs = [it.source for it in items], [it.references for it in items]
     rouge = any(len(r) > 1 for r in refs)  # multi-reference concept sets (CommonGen): ROUGE-L, coverage
+    concepts = [s.split() for s in sources] if rouge else None
     ar = load(cfg.ar_checkpoint, cfg.device) if cfg.ar_checkpoint else None
     if ar is not None:  # each model reads the source with its own tokenizer; scores are on text
         layout(ar)
@@ -134,9 +134,9 @@ def run_eval(cfg: EvalConfig, out: str | Path) -> dict:
         raise ArdmError(f"--out {out}: its folder {out.parent} does not exist")
     out.mkdir(exist_ok=True)
     if ar is not None:
-        results["runs"] += _ar_runs(ar, cfg, sources, refs, rouge)
+        results["runs"] += _ar_runs(ar, cfg, sources, refs, concepts)
     for spec in cfg.samplers:
-        for runs in _diffusion_runs(loaded, spec, cfg, sources, refs, rouge):
+        for runs in _diffusion_runs(loaded, spec, cfg, sources, refs, concepts):
             results["runs"] += runs
             _write(out, results, final=False)
     _write(out, results, final=True)

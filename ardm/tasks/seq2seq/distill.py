@@ -63,7 +63,7 @@ def distill_corpus(teacher: str | Path, out: str | Path, *, beam: int = 4, batch
     folder = Path(data or cfg.path)
     if not folder.is_dir():
         raise ArdmError(f"distillation needs a folder of aligned files; {folder} is not a folder")
-    splits = split_files(folder, *pair_names(cfg))
+    splits = split_files(folder, *pair_names(cfg.pair))
     src_file, tgt_file = find_split(splits, "train", str(folder))
     pairs = aligned_pairs(src_file, tgt_file)
     first: dict[str, str] = {}

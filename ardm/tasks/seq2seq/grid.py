@@ -12,9 +12,7 @@ import json
 from pathlib import Path
 
 from ardm.errors import ArdmError
-from ardm.tasks.seq2seq.report import NAMES, goal_lines
-
-AR_SAMPLERS = ("ar", "beam")
+from ardm.tasks.seq2seq.report import AR_SAMPLERS, NAMES, goal_lines, metric_text
 
 
 def read_results(path: str | Path) -> dict:
@@ -90,8 +88,8 @@ def grid_lines(merged: dict, metric: str = "bleu") -> list[str]:
              f"{ckpt.get('step')}); {name}; {len(merged['files'])} results files{dups}.", ""]
     for r in runs:
         if r["sampler"] in AR_SAMPLERS:
-            lines.append(f"- AR twin {r['label']}: {name} {_value(r, metric)} at {r['nfe_per_source']:.1f} "
-                         "passes per source")
+            lines.append(f"- AR twin {r['label']}: {name} {metric_text(r, metric)} at "
+                         f"{r['nfe_per_source']:.1f} passes per source")
     diffusion = [r for r in runs if r["sampler"] not in AR_SAMPLERS]
     budgets = sorted({r["nfe_budget"] for r in diffusion})
     ks = sorted({r["mbr"] for r in diffusion})
@@ -112,15 +110,10 @@ def grid_lines(merged: dict, metric: str = "bleu") -> list[str]:
     return lines
 
 
-def _value(run: dict, metric: str) -> str:
-    ci = run.get(f"{metric}_ci")
-    return f"{run[metric]:.2f}" + ("" if ci is None else f" ± {ci:.2f}")
-
-
 def _cell(runs: list[dict | None], metric: str) -> str:
     if all(r is None for r in runs):
         return "-"
-    parts = ["-" if r is None else (_value(r, metric) if i == 0 else f"{r[metric]:.2f}")
+    parts = ["-" if r is None else (metric_text(r, metric) if i == 0 else f"{r[metric]:.2f}")
              for i, r in enumerate(runs)]
     first = runs[0]
     return " / ".join(parts) + ("" if first is None else f" [{first['nfe_per_source']:.1f}]")

@@ -7,6 +7,7 @@ from pathlib import Path
 from ardm.evaluation.plots import nfe_axis, pyplot, save_figure
 
 NAMES = {"bleu": "BLEU", "chrf": "chrF", "rouge_l": "ROUGE-L", "coverage": "coverage"}
+AR_SAMPLERS = ("ar", "beam")  # the AR twin's rows: greedy and beam search
 
 
 def results_table(results: dict) -> list[str]:
@@ -17,11 +18,12 @@ def results_table(results: dict) -> list[str]:
             "|---|---|---|---|" + "---|" * len(metrics)]
     for r in results["runs"]:
         rows.append(f"| {r['label']} | {r['nfe_budget']} | {r['mbr']} | {r['nfe_per_source']:.1f} | "
-                    + " | ".join(_cell(r, m) for m in metrics) + " |")
+                    + " | ".join(metric_text(r, m) for m in metrics) + " |")
     return rows
 
 
-def _cell(run: dict, metric: str) -> str:
+def metric_text(run: dict, metric: str) -> str:
+    """The run's metric, with its 95% half-width where it has one."""
     ci = run.get(f"{metric}_ci")
     return f"{run[metric]:.2f}" + ("" if ci is None else f" ± {ci:.2f}")
 
@@ -72,7 +74,7 @@ def write_plot(results: dict, out_png: Path) -> Path:
     """BLEU vs NFE budget: one line per sampler and MBR k (k = 1 solid), the AR twin as levels."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    runs = [r for r in results["runs"] if r["sampler"] not in ("ar", "beam")]
+    runs = [r for r in results["runs"] if r["sampler"] not in AR_SAMPLERS]
     ks = sorted({r["mbr"] for r in runs})
     styles = ["-", "--", ":", "-."]
     colours: dict[tuple, str] = {}
@@ -88,7 +90,7 @@ def write_plot(results: dict, out_png: Path) -> Path:
                            color=colours.get((label, temp)), label=f"{name}, MBR {k}" if k > 1 else name)
             colours[(label, temp)] = line[0].get_color()
     for r in results["runs"]:
-        if r["sampler"] in ("ar", "beam"):
+        if r["sampler"] in AR_SAMPLERS:
             ax.axhline(r["bleu"], color="k", ls="-" if r["sampler"] == "ar" else "--", lw=1,
                        label=f"{r['label']} (NFE {r['nfe_per_source']:.0f})")
     ax.set(xlabel="NFE budget per candidate", ylabel="BLEU (sacrebleu)",
