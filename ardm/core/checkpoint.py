@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ardm.core.config import RunConfig
+from ardm.core.encoder_decoder import build_model
 from ardm.core.model import TransformerDenoiser
 from ardm.core.tokenizer import Tokenizer, tokenizer_from_json
 from ardm.errors import ArdmError
@@ -237,7 +238,7 @@ def read_weights(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
 
 def load_model(ckpt: Checkpoint, device: str = "cpu") -> TransformerDenoiser:
     weights = read_weights(ckpt)
-    model = TransformerDenoiser(ckpt.config.model)
+    model = build_model(ckpt.config.model)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:

@@ -51,6 +51,11 @@ class ModelConfig:
     peer_heads: int = 0  # Sudoku: this many heads per layer attend only to a cell's peers (its row,
     #                      column and box; records "\n" + 81 cells), the constraint graph (SPEC §8.1)
     peer_units: bool = False  # the peer heads see one unit each (row, column, box, all peers, cycling)
+    # seq2seq encoder-decoder (AR-Diffusion's setting, SPEC §11.7): this many encoder layers read the
+    # first encoder_len positions (source + SEP; RunConfig sets it from data.prefix_len); the
+    # n_layer decoder layers attend to the target and cross-attend to the encoder's output
+    encoder_layers: int = 0
+    encoder_len: int = 0
 
     def __post_init__(self) -> None:
         _check(self.vocab_size >= 0, f"model.vocab_size must be >= 0, got {self.vocab_size}")
@@ -83,6 +88,13 @@ class ModelConfig:
                f"and 81 cells); this one is {self.attention} with max_len {self.max_len}")
         _check(self.time_conditioning in ("per_token", "none"),
                f"model.time_conditioning must be 'per_token' or 'none', got {self.time_conditioning!r}")
+        _check(self.encoder_layers >= 0, f"model.encoder_layers must be >= 0, got {self.encoder_layers}")
+        _check(not self.encoder_layers or (self.attention == "bidirectional" and not self.shift
+                                           and not self.peer_heads),
+               "model.encoder_layers (an encoder-decoder denoiser) needs model.attention='bidirectional', "
+               "no model.shift and no model.peer_heads")
+        _check(0 <= self.encoder_len < self.max_len,
+               f"model.encoder_len must be in 0..max_len - 1 ({self.max_len - 1}), got {self.encoder_len}")
 
     @property
     def mask_id(self) -> int:
@@ -259,6 +271,13 @@ class RunConfig:
         bs = self.model.block_size
         _check(bs == 0 or self.data.seq_len % bs == 0,
                f"model.block_size ({bs}) must divide data.seq_len ({self.data.seq_len})")
+        if self.model.encoder_layers:  # the encoder reads the source and SEP: derived, then checked
+            _check(self.data.prefix_len > 0, "model.encoder_layers needs a parallel corpus "
+                   "(data.source_len > 0): the encoder reads the source")
+            self.model.encoder_len = self.model.encoder_len or self.data.prefix_len
+            _check(self.model.encoder_len == self.data.prefix_len,
+                   f"model.encoder_len ({self.model.encoder_len}) must equal data.source_len + 1 "
+                   f"({self.data.prefix_len})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

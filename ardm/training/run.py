@@ -28,6 +28,7 @@ from ardm.core.checkpoint import (
     save_run_checkpoint,
 )
 from ardm.core.config import RunConfig, config_diff
+from ardm.core.encoder_decoder import build_model
 from ardm.core.model import TransformerDenoiser
 from ardm.core.objectives import make_objective
 from ardm.core.tokenizer import Tokenizer, tokenizer_from_json
@@ -197,7 +198,7 @@ def setup(cfg: RunConfig, out: Path, device: torch.device, ddp: Distributed, tok
                         f"{objective.example_len}; use a longer corpus or a larger data.val_fraction")
     noise_gen = torch.Generator().manual_seed(tc.seed * 7919 + 17 + ddp.rank)
     torch.manual_seed(tc.seed + ddp.rank)
-    model = TransformerDenoiser(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     ema = copy.deepcopy(model).eval() if tc.ema_decay > 0 else None
     return Run(cfg=cfg, out=out, device=device, ddp=ddp, corpus=corpus, tokenizer=tokenizer,
                objective=objective, sampler=sampler, val_ids=val_ids, val_clean=val_clean,
