@@ -20,12 +20,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ardm.core.config import ModelConfig
-from ardm.core.model import Block, Linear, TransformerDenoiser
+from ardm.core.model import Block, Linear, TransformerDenoiser, apply_rope
 
 
 class CrossAttention(nn.Module):
-    """Pre-norm cross-attention of target states to the encoder's output (no RoPE: positions of the
-    two sequences are not comparable; the encoder's keys already carry their own)."""
+    """Pre-norm cross-attention of target states to the encoder's output, RoPE-rotated at their places
+    in the one [source SEP | target] sequence: a target query sees its offset from each source key
+    (from SEP, as the left-padded source ends there), so the decoder knows its absolute target
+    position and the source's length, as the prefix denoiser does. Without the rotation (session 14's
+    first model, docs/seq2seq.md) the all-MASK target of an early step had no position signal but
+    its own self-attention, and decoding ended most targets after a word or two."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -35,11 +39,13 @@ class CrossAttention(nn.Module):
         self.kv = Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
         self.proj = Linear(cfg.d_model, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor | None,
+                q_rope: torch.Tensor, k_rope: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         hd = D // self.n_head
-        q = self.q(self.ln(x)).view(B, L, self.n_head, hd).transpose(1, 2)
+        q = apply_rope(self.q(self.ln(x)).view(B, L, self.n_head, hd).transpose(1, 2), q_rope)
         k, v = self.kv(memory).view(B, -1, 2, self.n_head, hd).permute(2, 0, 3, 1, 4)
+        k = apply_rope(k, k_rope)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         return self.proj(y.transpose(1, 2).reshape(B, L, D))
 
@@ -82,12 +88,12 @@ class EncoderDecoderDenoiser(TransformerDenoiser):
             enc_keys, dec_keys = keys[..., :P], keys[..., P:]
         memory = self.encode(x[:, :P], enc_keys)
         h = x[:, P:]
-        rope = self.rope[P:L]
+        rope, source_rope = self.rope[P:L], self.rope[:P]
         for block, cross in zip(self.blocks, self.cross):
             assert isinstance(block, Block)
             y, _ = block.attn(block.ln1(h), rope, dec_keys, False)
             h = h + block.drop(y)
-            h = h + block.drop(cross(h, memory, enc_keys))
+            h = h + block.drop(cross(h, memory, enc_keys, rope, source_rope))
             h = h + block.drop(block.mlp(block.ln2(h)))
         h = torch.cat([memory, self.ln_f(h)], 1)
         return self.head(h).float(), h
