@@ -129,6 +129,7 @@ def test_trains_saves_loads_and_translates(tmp_path):
     assert main(["translate", "--checkpoint", str(tmp_path / "run"), "--sampler", "fixed", "--steps", "3",
                  "--mbr", "2", "--input", str(src), "--output", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 2
+    samplers = "fixed,mdlm,llada,remdm,edit,gate"  # every sampler of the one loop runs on it
     assert main(["seq2seq", "eval", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--samplers",
-                 "fixed,mdlm,llada,remdm,edit,gate", "--nfe", "3", "--mbr", "1", "--num", "3", "--no-progress",
-                 "--out", str(tmp_path / "eval")]) == 0  # every sampler of the one loop runs on it
+                 samplers, "--nfe", "3", "--mbr", "1", "--num", "3", "--no-progress",
+                 "--out", str(tmp_path / "eval")]) == 0
