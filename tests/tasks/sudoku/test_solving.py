@@ -357,7 +357,7 @@ def test_a_puzzle_corpus_with_a_subword_tokenizer_is_refused():
     assert train_clean.dtype == torch.bool and len(train_clean) == len(c.train)
 
 
-@pytest.mark.parametrize("name", ["sudoku", "sudoku-puzzles"])
+@pytest.mark.parametrize("name", ["sudoku-puzzles"])
 def test_bundled_denoisers_solve_easy_puzzles_in_confidence_order(name):
     from pathlib import Path
 
