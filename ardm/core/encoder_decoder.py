@@ -20,7 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ardm.core.config import ModelConfig
-from ardm.core.model import Block, Linear, TransformerDenoiser, apply_rope
+from ardm.core.layers import Block, Linear, apply_rope
+from ardm.core.model import TransformerDenoiser
 
 
 class CrossAttention(nn.Module):

@@ -20,47 +20,10 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ardm.core.config import ModelConfig
 from ardm.core.kv_cache import KVCache
-
-
-class Linear(nn.Linear):
-    """nn.Linear (same parameters and state dict) whose inference passes multiply by a cached
-    contiguous transpose of the weight: MKL's x @ W^T with W as stored runs about 1.6-2.7x slower
-    at the 1-32 rows of a cached or batch-1 step than x @ W_t with W_t laid out [in, out]
-    (docs/speed.md). The copy is remade whenever the weight changes (in-place updates bump its
-    version; .to() / .half() replace it); with autograd on, the ordinary path runs."""
-
-    _t_key: tuple | None = None
-    _t_weight: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return F.linear(x, self.weight, self.bias)
-        w = self.weight
-        key = (w.data_ptr(), w._version, w.dtype, w.device)
-        if self._t_key != key or self._t_weight is None:
-            self._t_weight, self._t_key = w.detach().t().contiguous(), key
-        y = x @ self._t_weight
-        return y if self.bias is None else y + self.bias
-
-
-def rope_tables(head_dim: int, max_len: int, base: float = 10000.0) -> torch.Tensor:
-    """[max_len, head_dim / 2, 2]: (cos, sin) of every position's angle per frequency (real, so that
-    module dtype casts cannot drop half of it as they would a complex buffer)."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-    angles = torch.arange(max_len, dtype=torch.float32)[:, None] * inv_freq[None, :]  # [L, hd/2]
-    return torch.stack((angles.cos(), angles.sin()), dim=-1)
-
-
-def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-    """Rotate x [..., L, hd]'s (even, odd) pairs by rope [L, hd/2, 2] as one complex product
-    (x1 cos - x2 sin, x1 sin + x2 cos): one kernel where the strided real form took eight (q and k of
-    256 positions x 16 rows, one thread: 6-8 ms -> 0.6 ms; docs/speed.md)."""
-    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], x.shape[-1] // 2, 2))
-    return torch.view_as_real(pairs * torch.view_as_complex(rope.float())).flatten(-2).type_as(x)
+from ardm.core.layers import Block, Linear, block_forward, rope_tables, timestep_embedding
 
 
 def peer_mask(n_head: int, peer_heads: int, length: int = 82, units: bool = False) -> torch.Tensor:
@@ -77,72 +40,6 @@ def peer_mask(n_head: int, peer_heads: int, length: int = 82, units: bool = Fals
     for h in range(peer_heads):
         heads[h] = (same + [peer])[h % 4] if units else peer
     return heads
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal features of noise levels t in [0, 1] (scaled by 1000 as in DDPM/DiT). [..., dim]"""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = (t.float() * 1000.0)[..., None] * freqs
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.qkv = Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj = Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.dropout = cfg.dropout
-
-    def forward(self, x, rope, attn_mask, is_causal, past=None, after=None):
-        """past / after: (keys, values) [B, H, Lc, hd] of cached positions before / after these that
-        every query may attend to (columns in that order in attn_mask); `past` may instead be a
-        KVCache slot, which writes this input's keys/values after its entries and returns the whole
-        (no copy of the cache). Returns the output and this input's own (keys, values)."""
-        B, L, D = x.shape
-        qkv = self.qkv(x).view(B, L, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(qkv[:2], rope).unbind(0)  # q and k in one call (fewer small ops)
-        v = qkv[2]
-        if past is None:
-            keys, values = k, v
-        elif callable(past):  # a KVCache slot
-            keys, values = past(k, v)
-        else:
-            keys, values = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-        if after is not None:
-            keys, values = torch.cat([keys, after[0]], 2), torch.cat([values, after[1]], 2)
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D)), (k, v)
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.fc = Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, bias=False)
-        self.proj = Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=False)
-
-    def forward(self, x):
-        return self.proj(F.gelu(self.fc(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.attn = SelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.mlp = MLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x, rope, attn_mask, is_causal, past=None, after=None):
-        y, kv = self.attn(self.ln1(x), rope, attn_mask, is_causal, past, after)
-        if self.drop.p == 0.0:  # no dropout: skip its calls (small-window cached steps are op-bound)
-            x = x + y
-            return x + self.mlp(self.ln2(x)), kv
-        x = x + self.drop(y)
-        return x + self.drop(self.mlp(self.ln2(x))), kv
 
 
 class TransformerDenoiser(nn.Module):
@@ -387,9 +284,11 @@ class TransformerDenoiser(nn.Module):
         else:
             rope = self.rope[pos]
         kvs = []
-        for j, block in enumerate(self.blocks):
-            x, kv = block(x, rope, attn_mask, is_causal, None if past is None else past[j],
-                          None if after is None else after[j])
+        for j, block in enumerate(self.blocks):  # block_forward, not block(): per-call overhead (layers.py)
+            assert isinstance(block, Block)
+            x, kv = block_forward(x, block.weights(), self.cfg.n_head, rope, attn_mask, is_causal,
+                                  None if past is None else past[j], None if after is None else after[j],
+                                  block.drop.p if self.training else 0.0)
             kvs.append(kv)
         return self.ln_f(x), kvs
 

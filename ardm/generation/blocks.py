@@ -100,9 +100,10 @@ class Passes:
             return self._armd(xb, tb, queries)
         if self.cache is not None:  # recompute [cached, hi) and settle the blocks before this one
             c = self.cache.length
-            t = torch.cat([torch.zeros_like(self.x[:, c:lo], dtype=tb.dtype), tb], 1)
-            logits, hidden = m.forward_cached(  # type: ignore[attr-defined]
-                torch.cat([self.x[:, c:lo], xb], 1), t, self.cache, commit=lo - c)
+            if c < lo:  # the first pass of a block: the block before it is settled, level 0
+                tb = torch.cat([torch.zeros_like(self.x[:, c:lo], dtype=tb.dtype), tb], 1)
+                xb = torch.cat([self.x[:, c:lo], xb], 1)
+            logits, hidden = m.forward_cached(xb, tb, self.cache, commit=lo - c)  # type: ignore[attr-defined]
             return logits[:, -W:], hidden[:, -W:], hi - c
         if self.mode in APPROXIMATE and self.kept is not None:  # Fast-dLLM: reuse the block's refresh
             before, L = self.kept.span(0, lo), self.x.shape[1]

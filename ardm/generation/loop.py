@@ -86,6 +86,8 @@ def _first_eos(x: torch.Tensor, prompt_len: int, eos_id: int | None) -> torch.Te
 
 def _eos_settled(s: StepState, eos_id: int | None) -> torch.Tensor:
     """Rows whose every position up to the first EOS is settled: nothing left to generate. [B]"""
+    if eos_id is None:  # no EOS, no early end (and no tensor work: a batch-1 step is op-bound)
+        return torch.zeros(s.x.shape[0], dtype=torch.bool, device=s.x.device)
     first = _first_eos(s.x, s.prompt_len, eos_id)
     before = torch.arange(s.x.shape[1], device=s.x.device)[None] <= first[:, None]
     return (first < s.x.shape[1]) & ~(before & ~s.settled).any(1)
@@ -142,8 +144,7 @@ def _apply(s: StepState, w: WriteSet, counts: torch.Tensor, record: bool) -> tup
     selected = write & was_visible
     changed = selected & (x != old)
     remask = changed & (x == s.mask_id)
-    for j, m in enumerate((reveal, selected, changed, remask), start=1):
-        counts[j] += m.sum(1).cpu()
+    counts[1:5] += torch.stack((reveal, selected, changed, remask)).sum(2).cpu()
     settled = s.settled if w.settle is None else s.settled | (w.settle & (x != s.mask_id))
     rec = None
     if record:

@@ -217,6 +217,12 @@ def reveal_probability(t: torch.Tensor | float, s: torch.Tensor | float) -> torc
     return torch.where((s <= 0) | (t <= 0), torch.ones_like(t), ((t - s) / t.clamp_min(1e-12)).clamp(0, 1))
 
 
+def reveal_fraction(t: float, s: float) -> float:
+    """`reveal_probability` of scalar levels as a Python float (the same double arithmetic, none of
+    its tensor operations: a batch-1 step is bound by the number of operations, docs/speed.md)."""
+    return 1.0 if s <= 0 or t <= 0 else min(max((t - s) / max(t, 1e-12), 0.0), 1.0)
+
+
 def top_n_mask(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Per row, the `counts[b]` positions with the highest finite scores (ties: lower index). [B, L]"""
     order = scores.argsort(dim=1, descending=True, stable=True)

@@ -14,7 +14,7 @@ from ardm.generation.samplers.base import (
     StepState,
     WriteSet,
     linear_times,
-    reveal_probability,
+    reveal_fraction,
     top_n_mask,
 )
 
@@ -42,7 +42,7 @@ class MDLMSampler(Sampler):
 
     def step(self, s: StepState) -> WriteSet:
         t, t_next = linear_times(s.k, s.K, self.options.eps)
-        reveal = s.masked & (s.uniform() < reveal_probability(t, t_next).item())
+        reveal = s.masked & (s.uniform() < reveal_fraction(t, t_next))
         return WriteSet(reveal, s.sample(), settle=reveal)
 
 
