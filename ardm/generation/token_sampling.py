@@ -31,9 +31,9 @@ def gumbel(u: torch.Tensor) -> torch.Tensor:
 def sample_tokens(logits: torch.Tensor, generator: torch.Generator | None, temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Categorical samples via float64 Gumbel-max; temperature 0 means argmax. [..., V] -> [...]"""
+    if temperature == 0:  # the top token survives any top-k / top-p filter, and float32 -> float64 is
+        return logits.argmax(-1)  # exact: the same argmax (first of ties) without the copy (5x faster)
     logits = filter_logits(logits.double(), top_k, top_p)
-    if temperature == 0:
-        return logits.argmax(-1)
     gen_device = generator.device if generator is not None else logits.device
     u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=gen_device)
     u = u.to(logits.device)

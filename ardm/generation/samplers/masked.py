@@ -111,12 +111,13 @@ class LLaDASampler(Sampler):
             counts = (m // steps_per_block)[:, None] + (torch.arange(steps_per_block, device=m.device)
                                                    < (m % steps_per_block)[:, None])
         x_hat = s.sample()
-        if self.options.remasking == "low_confidence":
-            conf = s.probs().gather(-1, x_hat[..., None])[..., 0]
-        elif self.options.remasking == "margin":
-            conf = margin(s.probs())
-        else:
-            conf = s.uniform()
-        conf = torch.where(candidates, conf, float("-inf"))
+        if self.options.remasking == "random":
+            conf = torch.where(candidates, s.uniform(), float("-inf"))
+        else:  # q in float64 where a reveal may happen only: a [B, L, V] float64 softmax per step was
+            assert s.logits is not None  # most of a step with a 6,000-token vocabulary (docs/speed.md)
+            q = s.logits[candidates].softmax(-1, dtype=torch.float64)  # [N, V], row by row as probs()
+            conf = torch.full(candidates.shape, float("-inf"), dtype=torch.float64, device=q.device)
+            low = self.options.remasking == "low_confidence"
+            conf[candidates] = q.gather(-1, x_hat[candidates][:, None])[:, 0] if low else margin(q)
         reveal = top_n_mask(conf, counts[:, j])
         return WriteSet(reveal, x_hat, settle=reveal, aux={"counts": counts})
