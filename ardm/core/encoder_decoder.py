@@ -97,7 +97,7 @@ class EncoderDecoderDenoiser(TransformerDenoiser):
             h = h + block.drop(cross(h, memory, enc_keys, rope, source_rope))
             h = h + block.drop(block.mlp(block.ln2(h)))
         h = torch.cat([memory, self.ln_f(h)], 1)
-        return self.head(h).float(), h
+        return self._logits(h), h
 
     def encode(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         """The encoder's output for the embedded source x [B, P, d]. Outside training the last result

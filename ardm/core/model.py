@@ -17,13 +17,15 @@ f(z, t_vec) -> (logits [B, L, V], hidden [B, L, d]).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ardm.core.config import ModelConfig
 from ardm.core.kv_cache import KVCache
-from ardm.core.layers import Block, Linear, block_forward, rope_tables, timestep_embedding
+from ardm.core.layers import Block, BlockWeights, Linear, block_forward, rope_tables, timestep_embedding
 
 
 def peer_mask(n_head: int, peer_heads: int, length: int = 82, units: bool = False) -> torch.Tensor:
@@ -40,6 +42,16 @@ def peer_mask(n_head: int, peer_heads: int, length: int = 82, units: bool = Fals
     for h in range(peer_heads):
         heads[h] = (same + [peer])[h % 4] if units else peer
     return heads
+
+
+class KeptWeights(NamedTuple):
+    """A no-autograd snapshot of the weights a pass reads, laid out for small-batch products, and the
+    parameter versions it was taken at (TransformerDenoiser.kept_weights)."""
+
+    versions: tuple[int, ...]
+    blocks: list[BlockWeights]
+    time: tuple[torch.Tensor, ...] | None  # the time MLP: W1 [in, out], b1, W2 [in, out], b2
+    head: torch.Tensor  # [d, V]
 
 
 class TransformerDenoiser(nn.Module):
@@ -67,6 +79,8 @@ class TransformerDenoiser(nn.Module):
                  if cfg.peer_heads else None)
         self.register_buffer("peer_mask", peers, persistent=False)  # [1, H, L, L] (model.peer_heads)
         self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
+        self._kept: KeptWeights | None = None
+        self._kept_params: list[nn.Parameter] = []
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
             if name.endswith("proj.weight"):
@@ -121,7 +135,7 @@ class TransformerDenoiser(nn.Module):
                              None, torch.cat([pos, pos]))
             h, _ = self._trunk(x, torch.cat([pos, pos]), self.two_copy_mask(L), False)
             h = h[:, :L]
-            return self.head(h).float(), h
+            return self._logits(h), h
         x = self._inputs(tokens, t, input_embeds, pos)
         causal = self.cfg.causal
         attn_mask = None if self.attn_allow is None else self.attn_allow[:L, :L]
@@ -138,7 +152,7 @@ class TransformerDenoiser(nn.Module):
         h, _ = self._trunk(x, pos, attn_mask, causal and attn_mask is None)
         if self.cfg.shift:  # logits of position i from state i - 1, as the AR model read them (§11.5)
             h = torch.cat([h[:, :1], h[:, :-1]], dim=1)
-        return self.head(h).float(), h
+        return self._logits(h), h
 
     def forward_cached(self, tokens: torch.Tensor, t: torch.Tensor | None, cache: KVCache,
                        commit: int = 0, last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +180,7 @@ class TransformerDenoiser(nn.Module):
         h, _ = self._trunk(x, pos, mask, False, cache.slots(self.cfg.n_layer))
         cache.commit(commit)  # the first `commit` keys/values were written in place
         h = h[:, -1:] if last_only else h
-        return self.head(h).float(), h
+        return self._logits(h), h
 
     def forward_keeping(self, tokens: torch.Tensor, t: torch.Tensor | None
                         ) -> tuple[torch.Tensor, torch.Tensor, KVCache]:
@@ -177,7 +191,7 @@ class TransformerDenoiser(nn.Module):
         L = tokens.shape[1]
         pos = torch.arange(L, device=tokens.device)
         h, kvs = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False)
-        return self.head(h).float(), h, KVCache(kvs)
+        return self._logits(h), h, KVCache(kvs)
 
     def forward_reusing(self, tokens: torch.Tensor, t: torch.Tensor | None, before: KVCache,
                         after: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,7 +206,7 @@ class TransformerDenoiser(nn.Module):
         pos = torch.arange(start, start + W, device=tokens.device)
         h, _ = self._trunk(self._inputs(tokens, t, None, pos), pos, None, False,
                            before.layers if start else None, None if after is None else after.layers)
-        return self.head(h).float(), h
+        return self._logits(h), h
 
     def _two_stream(self, tokens: torch.Tensor, beta: torch.Tensor | None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +231,7 @@ class TransformerDenoiser(nn.Module):
         bottom = torch.cat([torch.zeros_like(itself), bj <= bi], 2)
         h, _ = self._trunk(x, torch.cat([pos, pos]), torch.cat([top, bottom], 1)[:, None], False)
         h = h[:, :L]
-        return self.head(h).float(), h
+        return self._logits(h), h
 
     def forward_armd_cached(self, content: torch.Tensor, content_pos: torch.Tensor,
                             content_beta: torch.Tensor, query_pos: torch.Tensor,
@@ -246,7 +260,7 @@ class TransformerDenoiser(nn.Module):
             cache.commit(N)  # the new content's keys/values come first: written in place
             cache.beta = keys
         h = h[:, N:]
-        return self.head(h).float(), h
+        return self._logits(h), h
 
     def block_mask(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
         """[Lq, Lk] bool: query i sees key j iff block(j) <= block(i) (BD3-LM's single-copy mask)."""
@@ -262,6 +276,32 @@ class TransformerDenoiser(nn.Module):
         bottom = torch.cat([torch.zeros_like(same), same | before], 1)
         return torch.cat([top, bottom], 0)
 
+    def kept_weights(self) -> KeptWeights | None:
+        """Outside autograd, the blocks', time MLP's and head's weights for the functional pass, taken
+        once and kept while no parameter changes: in-place updates (optimizer steps, load_state_dict,
+        EMA copies) bump a parameter's version, and .to() / .half(), which do not, go through `_apply`,
+        which drops them. Taking them afresh cost ~0.1 ms of a 1.5 ms cached batch-1 pass
+        (docs/speed.md). None with autograd on (the modules' own parameters are used)."""
+        if torch.is_grad_enabled():
+            return None
+        if not self._kept_params:
+            time = list(self.time_mlp.parameters()) if self.cfg.time_conditioning == "per_token" else []
+            self._kept_params = [*self.blocks.parameters(), *time, self.head.weight]
+        versions = tuple(p._version for p in self._kept_params)
+        if self._kept is None or self._kept.versions != versions:
+            time = None
+            if self.cfg.time_conditioning == "per_token":
+                first, _, second = self.time_mlp
+                assert isinstance(first, Linear) and isinstance(second, Linear)
+                time = (first.in_out(), first.bias, second.in_out(), second.bias)
+            blocks = [b.weights() for b in self.blocks if isinstance(b, Block)]
+            self._kept = KeptWeights(versions, blocks, time, self.head.in_out())
+        return self._kept
+
+    def _apply(self, fn, recurse=True):
+        self._kept, self._kept_params = None, []  # .to() / .half() move parameters, versions unchanged
+        return super()._apply(fn, recurse)
+
     def _inputs(self, tokens: torch.Tensor, t: torch.Tensor | None, input_embeds: torch.Tensor | None,
                 pos: torch.Tensor) -> torch.Tensor:
         """Token (or given) embeddings + absolute positions + the per-token time embedding."""
@@ -272,9 +312,19 @@ class TransformerDenoiser(nn.Module):
         if self.cfg.time_conditioning == "per_token":
             if t is None:
                 raise ValueError("this denoiser is time-conditioned: pass per-token noise levels t")
-            t = _per_token(t.to(x.device), B, L)
-            x = x + self.time_mlp(timestep_embedding(t, self.cfg.d_model)).to(x.dtype)
+            e = timestep_embedding(_per_token(t.to(x.device), B, L), self.cfg.d_model)
+            kept = self.kept_weights()
+            if kept is None or kept.time is None:
+                x = x + self.time_mlp(e).to(x.dtype)
+            else:  # the time MLP's inference arithmetic without its three module calls
+                w1, b1, w2, b2 = kept.time
+                x = x + (F.silu(e @ w1 + b1) @ w2 + b2).to(x.dtype)
         return x
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The head's logits [.., V] in float32."""
+        kept = self.kept_weights()
+        return (self.head(h) if kept is None else h @ kept.head).float()
 
     def _trunk(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool,
                past: list | None = None, after: list | None = None) -> tuple[torch.Tensor, list]:
@@ -283,12 +333,13 @@ class TransformerDenoiser(nn.Module):
             rope = self.rope[first: last + 1]
         else:
             rope = self.rope[pos]
+        kept = self.kept_weights()
+        weights = kept.blocks if kept else [b.weights() for b in self.blocks if isinstance(b, Block)]
+        dropout = self.cfg.dropout if self.training else 0.0
         kvs = []
-        for j, block in enumerate(self.blocks):  # block_forward, not block(): per-call overhead (layers.py)
-            assert isinstance(block, Block)
-            x, kv = block_forward(x, block.weights(), self.cfg.n_head, rope, attn_mask, is_causal,
-                                  None if past is None else past[j], None if after is None else after[j],
-                                  block.drop.p if self.training else 0.0)
+        for j, w in enumerate(weights):  # block_forward, not block(): per-call overhead (layers.py)
+            x, kv = block_forward(x, w, self.cfg.n_head, rope, attn_mask, is_causal, None if past is None
+                                  else past[j], None if after is None else after[j], dropout)
             kvs.append(kv)
         return self.ln_f(x), kvs
 

@@ -284,3 +284,40 @@ def test_peer_heads_need_a_sudoku_denoiser():
         ModelConfig(vocab_size=10, max_len=256, peer_heads=2)
     with pytest.raises(ArdmError, match="peer_heads must be in"):
         ModelConfig(vocab_size=10, max_len=82, peer_heads=5)
+
+
+def test_kept_inference_weights_follow_every_parameter_change():
+    """Without autograd a pass reads a kept snapshot of the weights (KeptWeights); it must be retaken
+    after an in-place update, load_state_dict and a dtype move, so outputs always equal the ones
+    computed with autograd on from the same parameters."""
+    torch.manual_seed(0)
+    m = _model()
+    _perturb_time_mlp(m)
+    x, t = _tokens(), torch.rand(3, 12)
+
+    def both():
+        with torch.no_grad():
+            fast, _ = m(x, t)
+        slow, _ = m(x, t)
+        return fast, slow
+
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert m.kept_weights() is None  # autograd on: the modules' own parameters are used
+    with torch.no_grad():
+        first = m.kept_weights()
+        assert m.kept_weights() is first  # nothing changed: the same snapshot
+        m.blocks[0].mlp.fc.weight.mul_(1.5)  # an optimizer-like in-place update
+        assert m.kept_weights() is not first
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-5)
+    state = {k: v * 0.5 if k.startswith("time_mlp") or k.startswith("head") else v
+             for k, v in m.state_dict().items()}
+    m.load_state_dict(state)
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-5)
+    with torch.no_grad():
+        m(x, t)  # keep a snapshot of the current weights
+    m.half().float()  # .to() rounds the weights without bumping their versions
+    fast, slow = both()
+    assert torch.allclose(fast, slow, atol=1e-5)
