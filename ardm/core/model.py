@@ -80,7 +80,7 @@ class TransformerDenoiser(nn.Module):
         self.register_buffer("peer_mask", peers, persistent=False)  # [1, H, L, L] (model.peer_heads)
         self.attn_allow: torch.Tensor | None = None  # [L, L] bool: adaptation's annealed mask (§11.5)
         self._kept: KeptWeights | None = None
-        self._kept_params: list[nn.Parameter] = []
+        self._kept_params: list[torch.Tensor] = []
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
             if name.endswith("proj.weight"):
@@ -285,11 +285,11 @@ class TransformerDenoiser(nn.Module):
         if torch.is_grad_enabled():
             return None
         if not self._kept_params:
-            time = list(self.time_mlp.parameters()) if self.cfg.time_conditioning == "per_token" else []
-            self._kept_params = [*self.blocks.parameters(), *time, self.head.weight]
+            timing = list(self.time_mlp.parameters()) if self.cfg.time_conditioning == "per_token" else []
+            self._kept_params = [*self.blocks.parameters(), *timing, self.head.weight]
         versions = tuple(p._version for p in self._kept_params)
         if self._kept is None or self._kept.versions != versions:
-            time = None
+            time: tuple[torch.Tensor, ...] | None = None
             if self.cfg.time_conditioning == "per_token":
                 first, _, second = self.time_mlp
                 assert isinstance(first, Linear) and isinstance(second, Linear)
