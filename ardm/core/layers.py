@@ -1,11 +1,12 @@
 """The transformer's layers (SPEC §1): RoPE, the time embedding, attention, MLP and the pre-norm block.
 
 Each layer's arithmetic is one function over plain tensors (`attention`, `mlp`, `block_forward`); the
-modules hold the parameters and call those functions. A denoiser's trunk calls `block_forward` with
-`Block.weights()` directly: at the 16-32 rows of a cached or batch-1 sampling step the cost of a
-pass is mostly per-call overhead, and nine module calls per block (block, attention, MLP, two norms,
-four linears) cost about a third of the pass (docs/speed.md, session 15). Training runs the same
-functions on the parameters themselves, so both paths compute the same numbers.
+modules hold the parameters and call those functions. A denoiser's trunk calls `block_forward`
+directly, with `Block.weights()` or, outside autograd, the model's kept snapshot of them: at the
+16-32 rows of a cached or batch-1 sampling step a pass is mostly per-call overhead, and the nine
+module calls per block (block, attention, MLP, two norms, four linears) were a good part of it
+(the cached batch-1 step went from 2.1-2.4 to 1.8-1.9 ms without them; docs/speed.md, session 15).
+Training runs the same functions on the parameters themselves, so both paths compute the same numbers.
 """
 
 from __future__ import annotations
