@@ -23,7 +23,7 @@ from ardm.generation.gate.scoring import (
 )
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, make_sampler, parse_options
-from ardm.generation.samplers.base import reveal_probability, top_n_mask
+from ardm.generation.samplers.base import reveal_fraction, reveal_probability, top_n_mask
 from tests.toy_models import contextual, graded, positional
 
 
@@ -87,6 +87,15 @@ def test_fixed_reveals_what_the_schedule_says():
 def test_reveal_probability_matches_absorbing_formula():
     t, s = torch.tensor([1.0, 0.5, 0.5, 0.3]), torch.tensor([0.5, 0.5, 0.0, 0.1])
     assert torch.allclose(reveal_probability(t, s), torch.tensor([0.5, 0.0, 1.0, 2 / 3], dtype=torch.float64))
+
+
+def test_reveal_fraction_is_reveal_probability_in_floats():
+    """mdlm's scalar form gives the very same double for every step of a K-step grid (and the edges)."""
+    from ardm.generation.samplers.base import linear_times
+
+    pairs = [linear_times(k, K, eps) for K in (1, 3, 7, 64) for k in range(1, K + 1) for eps in (0.0, 0.01)]
+    for t, s in pairs + [(0.0, 0.0), (0.5, 0.5), (0.3, 0.7)]:
+        assert reveal_fraction(t, s) == reveal_probability(t, s).item()
 
 
 # ---- llada ---------------------------------------------------------------------------------------------
