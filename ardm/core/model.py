@@ -294,9 +294,11 @@ class TransformerDenoiser(nn.Module):
                 first, _, second = self.time_mlp
                 assert isinstance(first, Linear) and isinstance(second, Linear)
                 time = (first.in_out(), first.bias, second.in_out(), second.bias)
-            blocks = [b.weights() for b in self.blocks if isinstance(b, Block)]
-            self._kept = KeptWeights(versions, blocks, time, self.head.in_out())
+            self._kept = KeptWeights(versions, self._block_weights(), time, self.head.in_out())
         return self._kept
+
+    def _block_weights(self) -> list[BlockWeights]:
+        return [b.weights() for b in self.blocks if isinstance(b, Block)]
 
     def _apply(self, fn, recurse=True):
         self._kept, self._kept_params = None, []  # .to() / .half() move parameters, versions unchanged
@@ -334,7 +336,7 @@ class TransformerDenoiser(nn.Module):
         else:
             rope = self.rope[pos]
         kept = self.kept_weights()
-        weights = kept.blocks if kept else [b.weights() for b in self.blocks if isinstance(b, Block)]
+        weights = kept.blocks if kept else self._block_weights()
         dropout = self.cfg.dropout if self.training else 0.0
         kvs = []
         for j, w in enumerate(weights):  # block_forward, not block(): per-call overhead (layers.py)

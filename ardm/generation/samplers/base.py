@@ -118,10 +118,13 @@ class StepState:
         return torch.stack([sample_tokens(logits[b], g, o.temperature, o.top_k, o.top_p)
                             for b, g in enumerate(self.generators)])
 
-    def probs(self) -> torch.Tensor:
-        """q = softmax(Z) in float64 (the MASK logit is already excluded by the model). [B, L, V]"""
+    def probs(self, at: torch.Tensor | None = None) -> torch.Tensor:
+        """q = softmax(Z) in float64 (the MASK logit is already excluded by the model). [B, L, V];
+        with `at` [B, L] bool, only those positions' rows, [N, V] in row-major order (the same values:
+        a float64 softmax of all of [B, L, V] was most of a llada step at 6,000 tokens, docs/speed.md)."""
         assert self.logits is not None, "logits exist only inside step()"
-        return self.logits.softmax(-1, dtype=torch.float64)  # the same values as .double().softmax, no copy
+        logits = self.logits if at is None else self.logits[at]
+        return logits.softmax(-1, dtype=torch.float64)  # the same values as .double().softmax, no copy
 
 
 @dataclass

@@ -113,9 +113,8 @@ class LLaDASampler(Sampler):
         x_hat = s.sample()
         if self.options.remasking == "random":
             conf = torch.where(candidates, s.uniform(), float("-inf"))
-        else:  # q in float64 where a reveal may happen only: a [B, L, V] float64 softmax per step was
-            assert s.logits is not None  # most of a step with a 6,000-token vocabulary (docs/speed.md)
-            q = s.logits[candidates].softmax(-1, dtype=torch.float64)  # [N, V], row by row as probs()
+        else:  # q only where a reveal may happen
+            q = s.probs(candidates)  # [N, V]
             conf = torch.full(candidates.shape, float("-inf"), dtype=torch.float64, device=q.device)
             low = self.options.remasking == "low_confidence"
             conf[candidates] = q.gather(-1, x_hat[candidates][:, None])[:, 0] if low else margin(q)
