@@ -9,11 +9,11 @@ step per generated token; the others run --steps steps. Each configuration is ru
 and then timed over --repeats runs; the table shows the median. Prints a table and writes JSON.
 
 The KV cache (SPEC §11.6; docs/speed.md): the semi-AR sampler (--cache-sampler, default mdlm) on a
-block_causal model of --cache-preset (default `small`; random weights, blocks of --block-size) at
---cache-lengths, batch 1 and 16, NFE = length / --tokens-per-step, without and with the exact
-cache. With --block-checkpoint (a trained block_causal model) its --ppl-samples samples are also
-scored, cached and uncached, by --reference (a causal model): gen-PPL with a 95% bootstrap interval
-and unigram entropy.
+block_causal model of --cache-preset (default `small`; random weights, blocks of --block-size;
+--cache-width overrides its width) at --cache-lengths, batch 1 and 16, NFE = length /
+--tokens-per-step, without and with the exact cache. With --block-checkpoint (a trained
+block_causal model) its --ppl-samples samples are also scored, cached and uncached, by --reference
+(a causal model): gen-PPL with a 95% bootstrap interval and unigram entropy.
 With --approx-checkpoint (a trained bidirectional denoiser) the same for Fast-dLLM's approximate
 prefix and dual caches on blocks of --approx-block-size, plus their drift.
 --armd-streams S,... adds ARMD strided generation at 256 tokens (random `small` armd model, with and
@@ -72,8 +72,9 @@ def cache_rows(args) -> list[dict]:
     lengths = [int(v) for v in args.cache_lengths.split(",") if v]
     if not lengths:
         return []
+    size = {**MODEL_PRESETS[args.cache_preset], **({"d_model": args.cache_width} if args.cache_width else {})}
     cfg = ModelConfig(vocab_size=65, max_len=max(lengths), attention="block_causal",
-                      block_size=args.block_size, **MODEL_PRESETS[args.cache_preset])
+                      block_size=args.block_size, **size)
     torch.manual_seed(0)
     model = TransformerDenoiser(cfg).to(args.device).eval()
     rows = []
@@ -86,7 +87,8 @@ def cache_rows(args) -> list[dict]:
                                   seed=0, cache=cache)
                 speed[cache] = batch * (length - 1) / wall
                 rows.append({"sampler": args.cache_sampler, "length": length, "batch": batch,
-                             "cache": cache, "preset": args.cache_preset, "block_size": args.block_size,
+                             "cache": cache, "preset": args.cache_preset, "d_model": cfg.d_model,
+                             "block_size": args.block_size,
                              "nfe": gen.nfe,
                              "ms_per_step": 1000 * wall / gen.nfe,
                              "token_forwards_per_sample": sum(gen.token_forwards) / batch,
@@ -203,8 +205,9 @@ def report(result: dict) -> None:
         print(f"{r['sampler']:8s} {r['batch']:5d} {r['nfe']:5d} {r['ms_per_step']:8.1f} "
               f"{r['tokens_per_s']:9.0f} {r['overwrites_effective_per_sample']:10.1f}")
     if result["cache_rows"]:
-        print(f"\nsemi-AR {args['cache_sampler']}, block_causal {args['cache_preset']} (random weights), "
-              f"blocks of {args['block_size']}")
+        width = f" d_model {args['cache_width']}" if args["cache_width"] else ""
+        print(f"\nsemi-AR {args['cache_sampler']}, block_causal {args['cache_preset']}{width} "
+              f"(random weights), blocks of {args['block_size']}")
         print("length batch cache   NFE fwd/sample  ms/step  tokens/s speedup")
     for r in result["cache_rows"]:
         print(f"{r['length']:6d} {r['batch']:5d} {r['cache']:>5s} {r['nfe']:5d} "
@@ -237,6 +240,9 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--cache-preset", default="small", choices=sorted(MODEL_PRESETS),
                     help="model size of the cache rows (speed does not depend on the weights)")
+    ap.add_argument("--cache-width", type=int, default=0,
+                    help="override the preset's d_model (e.g. 8: almost no arithmetic, so the rows "
+                         "measure the per-operation overhead of a step)")
     ap.add_argument("--tokens-per-step", type=int, default=4, help="semi-AR rows: NFE = length / this")
     ap.add_argument("--block-checkpoint", help="a trained block_causal model: gen-PPL rows, cached and not")
     ap.add_argument("--reference", default="checkpoints/shakespeare-char-ar", help="causal gen-PPL scorer")
