@@ -3,17 +3,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from ardm.generation.registry import make_sampler
-from ardm.generation.samplers.base import reveal_fraction, reveal_probability, top_n_mask
+from ardm.generation.samplers.base import (
+    StepState,
+    TokenSampling,
+    linear_times,
+    reveal_fraction,
+    reveal_probability,
+    top_n_mask,
+)
+from ardm.generation.samplers.masked import margin
 
 
 def test_reveal_fraction_is_reveal_probability_in_floats():
     """mdlm's scalar form gives the very same double for every step of a K-step grid (and the edges)."""
-    from ardm.generation.samplers.base import linear_times
-
     pairs = [linear_times(k, K, eps) for K in (1, 3, 7, 64) for k in range(1, K + 1) for eps in (0.0, 0.01)]
     for t, s in pairs + [(0.0, 0.0), (0.5, 0.5), (0.3, 0.7)]:
         assert reveal_fraction(t, s) == reveal_probability(t, s).item()
@@ -23,11 +31,6 @@ def test_reveal_fraction_is_reveal_probability_in_floats():
 def test_llada_confidence_on_candidates_only_equals_the_full_softmax(remasking):
     """llada computes q in float64 only where it may reveal; its choice is the one a float64 softmax
     over every position gives (random logits, a partly revealed block, argmax and sampled x_hat)."""
-    from dataclasses import replace
-
-    from ardm.generation.samplers.base import StepState, TokenSampling
-    from ardm.generation.samplers.masked import margin
-
     torch.manual_seed(0)
     B, L, V = 3, 10, 7
     x = torch.full((B, L), V)
