@@ -35,6 +35,7 @@ import torch
 from ardm.core.checkpoint import git_commit
 from ardm.core.config import MODEL_PRESETS, ModelConfig
 from ardm.core.model import TransformerDenoiser
+from ardm.errors import ArdmError
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, make_sampler
 
@@ -255,12 +256,15 @@ def main() -> None:
     ap.add_argument("--only-cache", action="store_true", help="skip the per-sampler table")
     args = ap.parse_args()
     commit = git_commit()  # the code that runs (read before a long run, not after)
-    rows = [] if args.only_cache else sampler_rows(args)
-    cached = cache_rows(args)
-    armd = armd_rows(args)
     approx = ("none", "prefix", "dual")
-    quality = (quality_rows(args, args.block_checkpoint, ("none", "exact"))
-               + quality_rows(args, args.approx_checkpoint, approx, args.approx_block_size))
+    try:  # a bad size, length or checkpoint: the library's one-line message, nothing written
+        rows = [] if args.only_cache else sampler_rows(args)
+        cached = cache_rows(args)
+        armd = armd_rows(args)
+        quality = (quality_rows(args, args.block_checkpoint, ("none", "exact"))
+                   + quality_rows(args, args.approx_checkpoint, approx, args.approx_block_size))
+    except ArdmError as e:
+        ap.error(str(e))
     result = {"benchmark": "sampling_speed", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "machine": platform.machine(), "length": args.length,
               "git_commit": commit, "args": vars(args),
