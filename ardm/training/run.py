@@ -209,8 +209,8 @@ def init_weights(path: str | os.PathLike, run: Run) -> dict[str, Any]:
     """Load a checkpoint's weights into a fresh run (--init-from); its config record for the metadata."""
     ckpt = read_checkpoint(path)
     mine, theirs = run.cfg.to_dict()["model"], ckpt.config.to_dict()["model"]
-    for mask in ("peer_heads", "peer_units"):  # masks, not weights: a fine-tune may restrict heads
-        theirs[mask] = mine[mask]
+    for key in ("peer_heads", "peer_units", "dropout"):  # masks and dropout, not weights: a fine-tune
+        theirs[key] = mine[key]  # may restrict heads or regularise differently
     old_layers = theirs["n_layer"]
     grown = mine["n_layer"] > old_layers  # a deeper fine-tune: function-preserving growth (grow_depth)
     if grown:

@@ -168,6 +168,15 @@ def test_init_from_a_different_model_is_refused(tmp_path):
     assert not (tmp_path / "ft" / "LATEST").exists()
 
 
+def test_init_from_may_change_dropout_but_not_shape(tmp_path):
+    """Dropout is a training-time setting, not a weight: a fine-tune may regularise differently."""
+    train(tiny_config(), tmp_path / "base", progress=False)
+    cfg = tiny_config(steps=2)
+    cfg.model.dropout = 0.1
+    train(cfg, tmp_path / "ft", progress=False, init_from=tmp_path / "base")
+    assert read_checkpoint(tmp_path / "ft").config.model.dropout == 0.1
+
+
 def test_a_run_from_a_checkpoint_keeps_its_tokenizer(tmp_path):
     """Fine-tuning on other text (e.g. distilled targets) keeps the ids the weights were trained on,
     where a tokenizer built from the new corpus would differ (here: fewer characters)."""
