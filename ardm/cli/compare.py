@@ -48,6 +48,8 @@ def _common(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both models")
     p.add_argument("--out", required=True,
                    help="folder for results.json, summary.md, the plots, report.html and viewer/ pages")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0: torch's default, every core); 1 beside a training run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -87,6 +89,8 @@ def run(args) -> int:
         samplers = [s for s in args.samplers.split(",") if s.strip()]
     if not samplers:
         raise ArdmError("no samplers given")
+    if args.threads < 0:
+        raise ArdmError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
     cfg = CompareConfig(checkpoint=args.checkpoint, reference=args.reference, samplers=samplers,
                         nfe=int_list(args.nfe),
                         num=args.num, tokens=args.tokens, prompt=args.prompt, seed=args.seed,
@@ -97,6 +101,10 @@ def run(args) -> int:
                                                                                         "temperatures"),
                         top_ps=None if args.top_ps is None else float_list(args.top_ps, "top-ps"),
                         quality_target=args.quality_target)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     results = run_compare(cfg, out, progress=not args.no_progress)
     if "frontier" in results:

@@ -8,6 +8,7 @@ from importlib import resources
 
 import jsonschema
 import pytest
+import torch
 
 from ardm.cli import main
 from ardm.errors import ArdmError
@@ -228,8 +229,13 @@ def test_cli_compare_ablate_and_table(models, tmp_path, capsys):
     den, ar = models
     common = ["--checkpoint", str(den), "--reference", str(ar), "--nfe", "2", "--num", "2", "--tokens", "3",
               "--no-progress"]
-    assert main(["ablate", *common, "--only", "no entropy,prior only (u 0),u only (no prior)",
-                 "--out", str(tmp_path / "abl")]) == 0
+    before = torch.get_num_threads()
+    try:
+        assert main(["ablate", *common, "--only", "no entropy,prior only (u 0),u only (no prior)",
+                     "--threads", "1", "--out", str(tmp_path / "abl")]) == 0
+        assert torch.get_num_threads() == 1  # --threads reaches torch
+    finally:
+        torch.set_num_threads(before)
     res = json.loads((tmp_path / "abl" / "results.json").read_text())
     assert res["kind"] == "ablate" and [r["label"] for r in res["runs"]] == [
         "no entropy", "prior only (u 0)", "u only (no prior)"]
@@ -257,6 +263,7 @@ def test_cli_compare_ablate_and_table(models, tmp_path, capsys):
     (["--samplers", "fixed", "--top-ps", "0.9,1.5"], "--top-ps must all be in (0, 1], got 1.5"),
     (["--samplers", "fixed", "--top-ps", "0.9", "--temperatures", "1"], "not both"),
     (["--samplers", "fixed", "--temperatures", "1", "--quality-target", "0"], "quality target"),
+    (["--samplers", "fixed", "--threads", "-1"], "--threads must be >= 0"),
     (["--samplers", "fixed,hot=gate:temperature=1.2", "--temperatures", "1"],
      "drop temperature= from ['hot']"),
 ])
