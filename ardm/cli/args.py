@@ -34,6 +34,21 @@ def float_list(text: str, what: str) -> list[float]:
                     f"no {what} given (--{what} {text!r})")
 
 
+def add_threads(p, hint: str = "") -> None:
+    """The --threads flag of commands that run models on the CPU (0: torch's default, every core)."""
+    p.add_argument("--threads", type=int, default=0, help=f"torch threads (0: torch's default){hint}")
+
+
+def apply_threads(args) -> None:
+    """Set torch's thread count from --threads; ArdmError for a negative count."""
+    if args.threads < 0:
+        raise ArdmError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def check_out_folders(args, *flags: str) -> None:
     """ArdmError before any work when the folder of an output file (--FLAG PATH) does not exist."""
     for flag in flags:

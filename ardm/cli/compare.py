@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ardm.cli.args import float_list, int_list
+from ardm.cli.args import add_threads, apply_threads, float_list, int_list
 from ardm.errors import ArdmError
 
 DEFAULT_SAMPLERS = "l2r,fixed,remdm,acs,gate,gate-learned"
@@ -48,8 +48,7 @@ def _common(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both models")
     p.add_argument("--out", required=True,
                    help="folder for results.json, summary.md, the plots, report.html and viewer/ pages")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads (0: torch's default, every core); 1 beside a training run")
+    add_threads(p, "; 1 beside a training run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -89,8 +88,6 @@ def run(args) -> int:
         samplers = [s for s in args.samplers.split(",") if s.strip()]
     if not samplers:
         raise ArdmError("no samplers given")
-    if args.threads < 0:
-        raise ArdmError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
     cfg = CompareConfig(checkpoint=args.checkpoint, reference=args.reference, samplers=samplers,
                         nfe=int_list(args.nfe),
                         num=args.num, tokens=args.tokens, prompt=args.prompt, seed=args.seed,
@@ -101,10 +98,7 @@ def run(args) -> int:
                                                                                         "temperatures"),
                         top_ps=None if args.top_ps is None else float_list(args.top_ps, "top-ps"),
                         quality_target=args.quality_target)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)  # after the config's checks: a refused run leaves torch as it was
     out = Path(args.out)
     results = run_compare(cfg, out, progress=not args.no_progress)
     if "frontier" in results:

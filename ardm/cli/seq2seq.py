@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ardm.cli.args import int_list
+from ardm.cli.args import add_threads, apply_threads, int_list
 
 
 def add_parser(sub) -> None:
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
     d.add_argument("--batch-size", type=int, default=256, help="sources per beam-search batch")
     d.add_argument("--data", help="the parallel corpus folder (default: the teacher's data.path)")
     d.add_argument("--num", type=int, default=0, help="the first N distinct training sources only (0: all)")
-    d.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_threads(d)
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = ss.add_parser("augment", help="concept-to-text (CommonGen): more training pairs, concept sets drawn "
                                       "from the training targets",
@@ -99,12 +99,9 @@ def run(args) -> int:
 def _distill(args) -> int:
     import json
 
-    import torch
-
     from ardm.tasks.seq2seq.distill import distill_corpus
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     manifest = distill_corpus(args.teacher, args.out, beam=args.beam, batch_size=args.batch_size,
                               data=args.data, num=args.num, progress=not args.no_progress)
     print(json.dumps(manifest, indent=2))

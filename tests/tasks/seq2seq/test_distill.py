@@ -54,3 +54,11 @@ def test_the_command_writes_the_folder_and_refuses_a_denoiser_in_one_line(seq2se
     rc = main(["seq2seq", "distill", "--teacher", str(denoiser), "--out", str(tmp_path / "kd2")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("ardm: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_a_negative_thread_count_is_one_line_and_writes_nothing(seq2seq_models, tmp_path, capsys):
+    _, _, ar = seq2seq_models
+    rc = main(["seq2seq", "distill", "--teacher", str(ar), "--out", str(tmp_path / "kd"), "--threads", "-2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--threads must be >= 0" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "kd").exists()
