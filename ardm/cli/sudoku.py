@@ -1,4 +1,4 @@
-"""`ardm sudoku generate | solve | bench`: argument parsing; the work is in ardm.tasks.sudoku."""
+"""`ardm sudoku generate | solve | bench | diagnose`: argument parsing; the work is in ardm.tasks.sudoku."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from ardm.errors import ArdmError
 
 SOLVE_HELP = "solve puzzles from a file with a trained denoiser (or an AR twin with --sampler ar)"
+DIAGNOSE_HELP = ("where a greedy llada pass commits its first wrong digit, how confident it was, and whether "
+                 "'undo the least confident commit' or 'undo the earliest commit below tau' would find it")
 
 
 def add_parser(sub) -> None:
@@ -62,6 +64,17 @@ def add_parser(sub) -> None:
                    help="reuse the puzzle sets DIR/puzzles-SET.csv (generated and saved there if absent), "
                         "so several benches score the same puzzles without regenerating them")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = ss.add_parser("diagnose", help=DIAGNOSE_HELP,
+                      description=DIAGNOSE_HELP + " (docs/results-sudoku.md).")
+    d.add_argument("--checkpoint", required=True, help="the Sudoku denoiser (recipe sudoku)")
+    d.add_argument("--puzzles", required=True,
+                   help="81-character lines ('0' or '.' blank) or puzzle,solution CSV "
+                        "(`ardm sudoku generate`)")
+    d.add_argument("--nfe", type=int, default=81, help="step budget K of the llada pass")
+    d.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = argmax)")
+    d.add_argument("--seed", type=int, default=0, help="puzzle i uses seed SEED + i")
+    d.add_argument("--batch-size", type=int, default=50, help="puzzles solved together in one batch")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _givens(text: str) -> int | tuple[int, int]:
@@ -84,13 +97,14 @@ def run(args) -> int:
         return 0
     if args.sudoku_command == "bench":
         return _bench(args)
+    if args.sudoku_command == "diagnose":
+        return _diagnose(args)
     return _solve(args)
 
 
 def _solve(args) -> int:
     from ardm.cli.args import check_out_folders, save_trace
     from ardm.core.checkpoint import load
-    from ardm.data.sudoku_puzzles import read_puzzles
     from ardm.generation.specs import SamplerSpec
     from ardm.generation.trace import trace_document
     from ardm.tasks.sudoku.bench import BenchConfig, attempt_all, solve_summary
@@ -100,14 +114,7 @@ def _solve(args) -> int:
     check_out_folders(args, "trace", "html")
     spec = SamplerSpec.parse(args.sampler)
     loaded = load(args.checkpoint)
-    entries, errors = read_puzzles(args.puzzles)
-    for e in errors:
-        print(f"{args.puzzles}:{e.line}: {e.message}", file=sys.stderr)
-    if not entries:
-        raise ArdmError(f"no valid puzzle in {args.puzzles}")
-    from ardm.data.sudoku_puzzles import solve
-
-    pairs = [(e.puzzle, e.solution or solve(e.puzzle, limit=1)[0]) for e in entries]
+    entries, errors, pairs = _read(args.puzzles)
     cfg = BenchConfig(checkpoint=args.checkpoint, num=len(pairs), seed=args.seed,
                       temperature=args.temperature, batch_size=args.batch_size, nfe=[args.nfe])
     traces: list[dict] = []
@@ -129,6 +136,36 @@ def _solve(args) -> int:
               f"violations per grid {summary['violations_per_grid']:.2f}; "
               f"mean NFE used {summary['nfe_mean']:.1f}"
               + (f"; {len(errors)} bad line(s) skipped" if errors else ""))
+    return 0
+
+
+def _read(path: str) -> tuple[list, list, list]:
+    """A puzzle file's entries, bad lines (reported on stderr, the rest still used) and (puzzle,
+    solution) pairs, solutions computed where the file has none."""
+    from ardm.data.sudoku_puzzles import read_puzzles, solve
+
+    entries, errors = read_puzzles(path)
+    for e in errors:
+        print(f"{path}:{e.line}: {e.message}", file=sys.stderr)
+    if not entries:
+        raise ArdmError(f"no valid puzzle in {path}")
+    return entries, errors, [(e.puzzle, e.solution or solve(e.puzzle, limit=1)[0]) for e in entries]
+
+
+def _diagnose(args) -> int:
+    from ardm.core.checkpoint import load
+    from ardm.tasks.sudoku.diagnosis import diagnose, diagnosis_lines
+
+    if args.nfe < 1 or args.batch_size < 1:
+        raise ArdmError("--nfe and --batch-size must be >= 1")
+    if args.temperature < 0:
+        raise ArdmError(f"--temperature must be >= 0, got {args.temperature}")
+    pairs = _read(args.puzzles)[2]
+    loaded = load(args.checkpoint)
+    d = diagnose(loaded.model, loaded.tokenizer, pairs, args.nfe, temperature=args.temperature,
+                 batch_size=args.batch_size, seed=args.seed)
+    doc = {"checkpoint": str(loaded.path), "puzzles_file": args.puzzles, **d}
+    print(json.dumps(doc, indent=1) if args.json else "\n".join(diagnosis_lines(d)))
     return 0
 
 
