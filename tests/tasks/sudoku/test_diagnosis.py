@@ -18,12 +18,16 @@ BUNDLED = Path(__file__).resolve().parents[3] / "checkpoints" / "sudoku-puzzles"
 
 def test_the_first_wrong_commit_is_read_in_commit_order_not_cell_order():
     # cells listed out of order: commit order is 0.99, 0.97, 0.85 (first wrong), 0.6 (wrong)
-    e = first_error(conf=[0.6, 0.99, 0.85, 0.97], order=[4, 1, 3, 2], wrong=[True, False, True, False])
+    # re-read: the last wrong digit is the least likely (0.05), the first wrong one is doubted at 0.4
+    e = first_error(conf=[0.6, 0.99, 0.85, 0.97], order=[4, 1, 3, 2], wrong=[True, False, True, False],
+                    reread=[0.05, 0.95, 0.4, 0.99])
     assert e is not None
     assert e.at == 0.75 and e.confidence == 0.85
     assert not e.least_confident and e.least_confident_so_far
     assert e.earliest_below == {0.8: False, 0.9: True, 0.95: True, 0.99: False}
-    assert first_error([0.5, 0.9], [1, 2], [False, False]) is None
+    assert e.reread_least_is_wrong and not e.reread_least_is_first and not e.reread_doubts_none
+    assert e.reread_earliest_below == {0.1: False, 0.5: True, 0.9: True}
+    assert first_error([0.5, 0.9], [1, 2], [False, False], [0.9, 0.9]) is None
 
 
 def test_an_oracle_that_believes_a_wrong_grid_is_caught_at_its_first_wrong_commit():
@@ -40,6 +44,8 @@ def test_an_oracle_that_believes_a_wrong_grid_is_caught_at_its_first_wrong_commi
     assert d["first_error_confidence_median"] == pytest.approx(sure)
     assert 0 < d["first_error_at_median"] <= 1
     assert set(d["first_error_is_earliest_below"]) == {str(t) for t in TAUS}
+    # the oracle is as sure of every digit on re-reading: nothing is doubted
+    assert d["reread_doubts_nothing_below_0.8"] == 3
     right = diagnose(oracle([s for _, s in pairs]), TOK, pairs, 81)
     assert right["solved"] == 3 and right["wrong_grids"] == 0 and right["first_error_at_median"] is None
 
