@@ -8,6 +8,10 @@ curve is read at the held-out data's entropy, where no sampler can buy perplexit
     below the data's even at the highest temperature is too sharp to be entropy-matched at all).
 Intervals: paired percentile bootstrap over samples (sample j of every run shares seed j, so the
 same resampled indices are used for every point of a curve), the read repeated per resample.
+Paired reads: two curves read on the *same* resampled seeds give an interval for their ratio, the
+test of "curve A lies below curve B" (two separate intervals that merely overlap are a much weaker
+statement: samplers share seeds, so much of their noise cancels in the ratio). At each read, the
+lowest curve of each budget is compared so with every other curve that reaches it.
 Where the runs carry Self-BLEU (samples repeating each other, which the per-sample entropy cannot
 see), each read also gets the Self-BLEU interpolated the same way, and a read above the held-out
 text's interval is marked: its low gen-PPL is bought with cross-sample repetition.
@@ -78,14 +82,63 @@ def read_curve(runs: list[dict], h: float, seed: int = 0, resamples: int = RESAM
             "reached_share": len(ok) / resamples}
 
 
+def aligned(runs: list[dict]) -> bool:
+    """Every run's samples come from the same seeds in the same order (what pairing needs)."""
+    seeds = [[s.get("seed") for s in r["samples"]] for r in runs]
+    n = min(len(x) for x in seeds)
+    return all(x[:n] == seeds[0][:n] for x in seeds)
+
+
+def read_ratio(a: list[dict], b: list[dict], h: float, seed: int = 0,
+               resamples: int = RESAMPLES) -> dict | None:
+    """Curve `a` against curve `b` at entropy h, read on the same resampled seeds: the gen-PPL ratio
+    a / b with its 95% paired interval. None where either curve misses h or the seeds differ."""
+    (ea, la), (eb, lb) = _point_stats(a, None), _point_stats(b, None)
+    ya, yb = read_at(ea.tolist(), la.tolist(), h)[0], read_at(eb.tolist(), lb.tolist(), h)[0]
+    if ya is None or yb is None or not aligned(a + b):
+        return None
+    n = min(len(r["samples"]) for r in a + b)
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    (ea, la), (eb, lb) = _point_stats(a, idx), _point_stats(b, idx)
+    diffs = [(pa - pb) for i in range(resamples)
+             if (pa := read_at(ea[i].tolist(), la[i].tolist(), h)[0]) is not None
+             and (pb := read_at(eb[i].tolist(), lb[i].tolist(), h)[0]) is not None]
+    lo, hi = np.quantile(diffs, [0.025, 0.975]) if diffs else (math.nan, math.nan)
+    return {"ratio": math.exp(ya - yb), "ratio_ci": [math.exp(lo), math.exp(hi)],
+            "reached_share": len(diffs) / resamples}
+
+
+def paired_reads(groups: dict[tuple[str, int], list[dict]], h_data: float, seed: int = 0) -> list[dict]:
+    """At each read and budget: the lowest curve against every other curve that reaches the read."""
+    out = []
+    for K in sorted({k for _, k in groups}):
+        here = {lab: runs for (lab, k), runs in groups.items() if k == K}
+        for d in OFFSETS:
+            pts = {lab: read_at(*(x.tolist() for x in _point_stats(runs, None)), h_data + d)[0]
+                   for lab, runs in here.items()}
+            reached = sorted((v, lab) for lab, v in pts.items() if v is not None)
+            if len(reached) < 2:
+                continue
+            best = reached[0][1]
+            for _, other in reached[1:]:
+                r = read_ratio(here[best], here[other], h_data + d, seed)
+                if r is not None:
+                    out.append({"nfe_budget": K, "offset": d, "best": best, "other": other, **r})
+    return out
+
+
+def groups_of(runs: list[dict], sweep: str) -> dict[tuple[str, int], list[dict]]:
+    """Runs per (label, NFE budget), in sweep order: one curve each."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["label"], r["nfe_budget"]), []).append(r)
+    return {k: sorted(v, key=lambda r: r[sweep]) for k, v in groups.items()}
+
+
 def curves(results: dict, h_data: float | None, sweep: str, seed: int = 0) -> list[dict]:
     """One curve per (label, NFE budget): its sweep points and its reads at h_data + OFFSETS."""
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for r in results["runs"]:
-        groups.setdefault((r["label"], r["nfe_budget"]), []).append(r)
     out = []
-    for (label, K), runs in groups.items():
-        runs = sorted(runs, key=lambda r: r[sweep])
+    for (label, K), runs in groups_of(results["runs"], sweep).items():
         keys = ("entropy", "entropy_ci", "gen_ppl", "gen_ppl_ci", "self_bleu", "self_bleu_ci")
         points = [{"value": r[sweep], **{k: r[k] for k in keys if k in r}} for r in runs]
         reads = [] if h_data is None else [{"offset": d, **read_curve(runs, h_data + d, seed)}
@@ -161,7 +214,8 @@ def build_frontier(results: dict, h_data: float | None, h_source: str, sweep: st
             "quality_target_source": "given" if given else "best quality at the data's entropy at the "
                                                             "smallest budget where any curve reaches it",
             "curves": cs, "needed_nfe": needed_nfe(cs, target) if target is not None else [],
-            "ranking": ranking(cs)}
+            "ranking": ranking(cs),
+            "paired": [] if h_data is None else paired_reads(groups_of(results["runs"], sweep), h_data, seed)}
 
 
 SIDE = {"below": "entropy below it at every point of the sweep",
@@ -215,7 +269,7 @@ def frontier_lines(results: dict) -> list[str]:
                       "(Self-BLEU, interpolated like gen-PPL, above the held-out windows' "
                       f"{data['self_bleu']:.1f} [{lo:.1f}, {hi:.1f}]): a gen-PPL bought with cross-sample "
                       "repetition, which the per-sample entropy does not see."]
-    lines += ["", *ranking_lines(f)]
+    lines += ["", *ranking_lines(f), *paired_lines(f.get("paired", []), "gen-PPL ratio")]
     if f["quality_target"] is not None:
         lines += ["", f"NFE needed for gen-PPL <= {f['quality_target']:.2f} at the data's entropy "
                       f"(target: {f['quality_target_source']}; estimate: log gen-PPL linear in log NFE "
@@ -245,4 +299,22 @@ def ranking_lines(f: dict) -> list[str]:
         missing = "; ".join(f"{lab}: {SIDE[side]}" for lab, side in r["not_reached"].items())
         lines.append(f"- NFE {K}, gen-PPL at the data's entropy: {order}{verdict}."
                      + (f" Not reached: {missing}." if missing else ""))
+    return lines
+
+
+def paired_lines(paired: list[dict], what: str, scale=lambda ratio: ratio) -> list[str]:
+    """Paired reads as a table: per budget and read, the lowest curve against each other curve, as
+    scale(gen-PPL ratio) (the ratio itself; math.log2 gives a bits-per-token difference)."""
+    if not paired:
+        return []
+    lines = ["", f"Paired reads (both curves on the same resampled seeds): {what} of the lowest curve to "
+             f"each other curve, 95% paired bootstrap interval; *: the interval excludes {scale(1.0):g} (no "
+             "difference).", "", f"| NFE | read | lowest | against: {what} |", "|---|---|---|---|"]
+    rows: dict[tuple[int, float, str], list[str]] = {}
+    for r in paired:
+        v, lo, hi = (scale(x) for x in (r["ratio"], *r["ratio_ci"]))
+        rows.setdefault((r["nfe_budget"], r["offset"], r["best"]), []).append(
+            f"{r['other']} {v:.3f} [{lo:.3f}, {hi:.3f}]{'*' if hi < scale(1.0) else ''}")
+    for (K, d, best), cells in rows.items():
+        lines.append(f"| {K} | {f'H{d:+.1f}' if d else 'H'} | {best} | {'; '.join(cells)} |")
     return lines

