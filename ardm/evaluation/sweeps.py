@@ -12,6 +12,8 @@ Pooling (`--pool`): replications of one protocol on *disjoint* seeds (e.g. seeds
 file get their samples concatenated (file order, so sample j still shares its seed across runs and
 the paired bootstrap stays paired), their point statistics are recomputed, and points missing from
 any file are dropped (named in "pooled"). The held-out statistics (H, Self-BLEU) are the first file's.
+Files with the very same seeds (e.g. two samplers run apart) are first merged as without --pool, then
+the seed groups are pooled.
 """
 
 from __future__ import annotations
@@ -108,6 +110,15 @@ def merge_sweeps(docs: list[dict], names: list[str], pool: bool = False) -> dict
     are replications on disjoint seeds, pooled point by point (module docstring)."""
     if len(docs) < 2:
         raise ArdmError("--frontier merges two or more swept compare results.json files")
+    if pool:  # files of one seed set are merged first, then the seed sets pooled
+        groups: dict[tuple, list[int]] = {}
+        for i, d in enumerate(docs):
+            groups.setdefault(tuple(d["seeds"]), []).append(i)
+        if 1 < len(groups) < len(docs):
+            return merge_sweeps([docs[ix[0]] if len(ix) == 1 else merge_sweeps([docs[i] for i in ix],
+                                                                                [names[i] for i in ix])
+                                 for ix in groups.values()],
+                                [" + ".join(names[i] for i in ix) for ix in groups.values()], pool=True)
     sweep = _sweep(docs[0], names[0])
     first = docs[0]
     _check_shared(docs, names, sweep, pool)

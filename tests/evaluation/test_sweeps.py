@@ -151,3 +151,13 @@ def test_table_pool_needs_frontier_and_reports_what_it_pooled(capsys, tmp_path):
     assert "use it with --frontier" in capsys.readouterr().err
     assert main(["table", "--frontier", "--pool", str(a), str(b)]) == 0
     assert "Pooled 2 replications (4 seeds)" in capsys.readouterr().out
+
+
+def test_pooling_merges_files_of_one_seed_set_before_pooling_the_sets():
+    peers = swept(run("p", 8, 0.5, spread(2.6, width=0.01), math.log(5)),
+                  run("p", 8, 0.7, spread(2.8, width=0.01), math.log(7)))
+    later, later_peers = replication(cold(), [2, 3]), replication(peers, [2, 3])
+    merged = merge_sweeps([cold(), peers, later, later_peers], ["a", "p", "b", "q"], pool=True)
+    assert merged["pooled"]["files"] == ["a + p", "b + q"] and merged["seeds"] == [0, 1, 2, 3]
+    assert sorted(r["label"] for r in merged["runs"]) == ["g", "g", "p", "p"]
+    assert all(len(r["samples"]) == 80 for r in merged["runs"])
