@@ -29,16 +29,21 @@ def read_result(path: str) -> dict:
 
 
 def likelihood_table(paths: list[str], docs: list[dict] | None = None) -> str:
-    """One row per `ardm eval --json` file: model, estimator, bits/char (± MC s.e.), bits/token.
+    """One row per `ardm eval --json` file: checkpoint, model, estimator, bits/char (± MC s.e.),
+    bits/token, and bits/char relative to the first row (e.g. a denoiser's gap to its AR reference).
     docs: the files' contents when already read (read_result), in the order of paths."""
-    rows = ["| recipe | split | estimator | bits/char | bits/token | tokens | data sha256 |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| checkpoint | recipe | split | estimator | bits/char | bits/token | vs. row 1 | tokens "
+            "| data sha256 |", "|---|---|---|---|---|---|---|---|---|"]
+    first = None
     for p, r in zip(paths, docs or [read_result(p) for p in paths]):
         if "bits_per_char" not in r:
             raise ArdmError(f"{p} is not an `ardm eval --json` result (no bits_per_char)")
+        first = r["bits_per_char"] if first is None else first
         se = f" ± {r['bits_per_char_se']:.3f}" if r.get("bits_per_char_se") else ""
-        rows.append(f"| {r['recipe']} | {r['split']} | {r['estimator']} | {r['bits_per_char']:.3f}{se} "
-                    f"| {r['bits_per_token']:.3f} | {r['tokens']:,} | {r['data_sha256'][:12]} |")
+        rel = f"{(r['bits_per_char'] / first - 1) * 100:+.1f}%" if first > 0 else "-"
+        rows.append(f"| {r.get('checkpoint', '-')} | {r['recipe']} | {r['split']} | {r['estimator']} "
+                    f"| {r['bits_per_char']:.3f}{se} | {r['bits_per_token']:.3f} | {rel} | {r['tokens']:,} "
+                    f"| {r['data_sha256'][:12]} |")
     return "\n".join(rows)
 
 

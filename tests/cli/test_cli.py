@@ -139,7 +139,14 @@ def test_table_renders_eval_results_and_refuses_other_files(capsys, tmp_path):
                                 "tokens": 111360, "data_sha256": "86c4e6aa9db7c042" + "0" * 48}))
     code, out, _ = run(capsys, "table", str(good))
     assert code == 0
-    assert "| r | val | exact causal NLL | 2.175 | 2.175 | 111,360 | 86c4e6aa9db7 |" in out
+    assert "| - | r | val | exact causal NLL | 2.175 | 2.175 | +0.0% | 111,360 | 86c4e6aa9db7 |" in out
+    second = tmp_path / "d.json"  # a second row reads its bits/char relative to the first
+    second.write_text(json.dumps({"checkpoint": "runs/d", "recipe": "d", "split": "val",
+                                  "estimator": "nelbo", "bits_per_char": 2.3920, "bits_per_char_se": 0.008,
+                                  "bits_per_token": 2.3920, "tokens": 111360, "data_sha256": "0" * 64}))
+    code, out, _ = run(capsys, "table", str(good), str(second))
+    assert code == 0
+    assert "| runs/d | d | val | nelbo | 2.392 ± 0.008 | 2.392 | +10.0% |" in out
     bad = tmp_path / "b.json"
     bad.write_text("{}")
     code, _, err = run(capsys, "table", str(bad))
