@@ -34,11 +34,12 @@ def likelihood_table(paths: list[str], docs: list[dict] | None = None) -> str:
     docs: the files' contents when already read (read_result), in the order of paths."""
     rows = ["| checkpoint | recipe | split | estimator | bits/char | bits/token | vs. row 1 | tokens "
             "| data sha256 |", "|---|---|---|---|---|---|---|---|---|"]
-    first = None
-    for p, r in zip(paths, docs or [read_result(p) for p in paths]):
+    docs = docs or [read_result(p) for p in paths]
+    for p, r in zip(paths, docs):
         if "bits_per_char" not in r:
             raise ArdmError(f"{p} is not an `ardm eval --json` result (no bits_per_char)")
-        first = r["bits_per_char"] if first is None else first
+    first = docs[0]["bits_per_char"]
+    for r in docs:
         se = f" ± {r['bits_per_char_se']:.3f}" if r.get("bits_per_char_se") else ""
         rel = f"{(r['bits_per_char'] / first - 1) * 100:+.1f}%" if first > 0 else "-"
         rows.append(f"| {r.get('checkpoint', '-')} | {r['recipe']} | {r['split']} | {r['estimator']} "
