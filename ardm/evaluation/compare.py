@@ -39,6 +39,7 @@ from ardm.evaluation.metrics import (
     unigram_entropy,
 )
 from ardm.evaluation.viewer import sample_page
+from ardm.generation.blocks import block_steps
 from ardm.generation.gate.calibration import calibrate
 from ardm.generation.loop import generate
 from ardm.generation.registry import SAMPLERS, Sampler
@@ -307,7 +308,10 @@ def run_compare(cfg: CompareConfig, out: Path, progress: bool = True) -> dict:
     m = _load_models(cfg)
     for s in specs:  # a missing trained gate or an unusable model fails before any sampling
         loaded = m.reference if s.name == "ar" else m.denoiser
-        s.build(loaded.path, cfg.device).check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
+        sampler = s.build(loaded.path, cfg.device)
+        sampler.check_model(loaded.model.cfg.attention, loaded.config.noise.kind)
+        for K in cfg.nfe if s.loop else ():  # so does a block size no budget can honour
+            block_steps(loaded.model.cfg, sampler, len(m.prompt) + m.n, len(m.prompt), K, **s.loop)
     start = time.perf_counter()
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT, "format_version": RESULTS_VERSION, "kind": cfg.kind,

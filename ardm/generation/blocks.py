@@ -26,7 +26,7 @@ from ardm.core.denoiser import Denoiser
 from ardm.core.kv_cache import KVCache
 from ardm.errors import ArdmError
 
-__all__ = ["APPROXIMATE", "CACHES", "Passes", "block_windows", "resolve_block_size"]
+__all__ = ["APPROXIMATE", "CACHES", "Passes", "block_steps", "block_windows", "resolve_block_size"]
 
 APPROXIMATE = ("prefix", "dual")  # Fast-dLLM's caches of a bidirectional denoiser
 CACHES = ("none", "exact", *APPROXIMATE)
@@ -70,6 +70,17 @@ def block_windows(length: int, prompt_len: int, width: int) -> list[tuple[int, i
     if length % width:
         raise ArdmError(f"the block size {width} must divide the length {length} (prompt included)")
     return [(lo, lo + width) for lo in range(0, length, width) if lo + width > prompt_len]
+
+
+def block_steps(cfg, sampler, length: int, prompt_len: int, steps: int, block_size: int = 0,
+                cache: str = "none", approximate: bool = False) -> tuple[list[tuple[int, int]], list[int]]:
+    """The blocks of a run and each block's step budget, or one ArdmError naming what cannot be run.
+    `generate` plans with it, and `ardm compare` calls it for every sampler and budget before it
+    samples anything, so an impossible block size fails at once instead of after minutes of work."""
+    windows = block_windows(length, prompt_len, resolve_block_size(cfg, block_size, cache, approximate))
+    if steps % len(windows):
+        raise ArdmError(f"steps ({steps}) must be a multiple of the number of blocks ({len(windows)})")
+    return windows, [sampler.num_steps(hi - max(lo, prompt_len), steps // len(windows)) for lo, hi in windows]
 
 
 class Passes:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ardm.core.denoiser import Denoiser
 from ardm.errors import ArdmError
-from ardm.generation.blocks import Passes, block_windows, resolve_block_size
+from ardm.generation.blocks import Passes, block_steps
 from ardm.generation.samplers.base import Sampler, StepState, TokenSampling, WriteSet
 
 __all__ = ["generate", "Generation"]
@@ -285,10 +285,7 @@ def generate(model: Denoiser, sampler: Sampler, *, length: int, steps: int, batc
     B, L = x.shape
     g = _given(given, B, L, P, model.cfg.vocab_size).to(device)
     fixed = g >= 0
-    windows = block_windows(L, P, resolve_block_size(model.cfg, block_size, cache, approximate))
-    if steps % len(windows):
-        raise ArdmError(f"steps ({steps}) must be a multiple of the number of blocks ({len(windows)})")
-    Ks = [sampler.num_steps(hi - max(lo, P), steps // len(windows)) for lo, hi in windows]
+    windows, Ks = block_steps(model.cfg, sampler, L, P, steps, block_size, cache, approximate)
     positions = torch.arange(L, device=device)
     run = _Run(x=torch.where(fixed, g, x), settled=(positions < P).expand(B, L) | fixed, fixed=fixed,
                changes=torch.zeros_like(x), last_change=torch.zeros_like(x),

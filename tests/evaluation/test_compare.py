@@ -266,6 +266,10 @@ def test_cli_compare_ablate_and_table(models, tmp_path, capsys):
     (["--samplers", "fixed", "--threads", "-1"], "--threads must be >= 0"),
     (["--samplers", "fixed,hot=gate:temperature=1.2", "--temperatures", "1"],
      "drop temperature= from ['hot']"),
+    # semi-AR blocks no budget can honour fail before the first sampler runs, not after it
+    (["--samplers", "fixed,b=mdlm:block=3", "--nfe", "4", "--tokens", "4"], "must divide the length 5"),
+    (["--samplers", "fixed,b=mdlm:block=5", "--nfe", "3", "--tokens", "9"],
+     "must be a multiple of the number of blocks (2)"),
 ])
 def test_cli_compare_bad_input(models, tmp_path, capsys, extra, message):
     den, ar = models
