@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ardm.core.config import ModelConfig
-from ardm.core.denoiser import Denoiser
+from ardm.core.denoiser import Denoiser, DenoiserConfig
 from ardm.core.kv_cache import KVCache
 from ardm.errors import ArdmError
 from ardm.generation.samplers.base import Sampler
@@ -74,7 +73,7 @@ def block_windows(length: int, prompt_len: int, width: int) -> list[tuple[int, i
     return [(lo, lo + width) for lo in range(0, length, width) if lo + width > prompt_len]
 
 
-def block_steps(cfg: ModelConfig, sampler: Sampler, length: int, prompt_len: int, steps: int,
+def block_steps(cfg: DenoiserConfig, sampler: Sampler, length: int, prompt_len: int, steps: int,
                 block_size: int = 0, cache: str = "none", approximate: bool = False
                 ) -> tuple[list[tuple[int, int]], list[int]]:
     """The blocks of a run and each block's step budget, or one ArdmError naming what cannot be run.
